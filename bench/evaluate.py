@@ -1,0 +1,56 @@
+"""Evaluation: autoregressive prediction from the input frames only, per-frame metrics."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .metrics import PerFrameMetrics
+from .precision import autocast
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    clips: Dataset,
+    in_len: int,
+    out_len: int,
+    device: torch.device,
+    batch_size: int = 32,
+    amp: str = "none",
+    keep_examples: int = 0,
+) -> dict:
+    """Per-frame metrics over ``clips``; the model sees only the first ``in_len`` frames.
+
+    Predictions are clipped to [0, 1] before every metric, as the MoDeRNN authors do.
+    Returns ``{"per_frame": {metric: [T values]}, "headline": {metric: mean}, "examples": ...}``
+    where examples (uint8 input, target and prediction of the first clips) is present when
+    ``keep_examples`` > 0.
+    """
+    model.eval()
+    metrics = PerFrameMetrics(clip=True)
+    examples = []
+    for frames in DataLoader(clips, batch_size=batch_size, shuffle=False):
+        frames = frames.to(device, non_blocking=True)
+        with autocast(device, amp):
+            future = model(frames[:, :in_len], in_len, out_len).future
+        target = frames[:, in_len : in_len + out_len]
+        metrics.update(future.float(), target)
+        kept = sum(len(e[0]) for e in examples)
+        if kept < keep_examples:
+            n = keep_examples - kept
+            examples.append(
+                [_to_uint8(a[:n]) for a in (frames[:, :in_len], target, future.float())]
+            )
+    result = {
+        "per_frame": {k: v.cpu().tolist() for k, v in metrics.compute().items()},
+        "headline": metrics.headline(),
+    }
+    if examples:
+        inputs, targets, preds = (np.concatenate(parts) for parts in zip(*examples, strict=False))
+        result["examples"] = {"input": inputs, "target": targets, "prediction": preds}
+    return result
+
+
+def _to_uint8(frames: torch.Tensor) -> np.ndarray:
+    return (frames.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()

@@ -1,0 +1,61 @@
+"""The results store: an append-only JSON Lines file, one record per finished (or failed) cell."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import warnings
+from pathlib import Path
+
+RECORDS_FILE = "records.jsonl"
+
+
+def cell_key(record: dict) -> tuple:
+    """What identifies a cell of the grid: a re-run with the same key is skipped once it succeeded."""
+    return (record["mode"], record["model"], record["dataset"], record["preset"], record["seed"],
+            record["config_hash"])
+
+
+class ResultsStore:
+    """Appends records under an exclusive lock, each as one line written and fsynced at once."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.path = self.folder / RECORDS_FILE
+
+    def append(self, record: dict) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(record, sort_keys=True, allow_nan=False) + "\n"
+        with open(self.path, "a", encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def records(self) -> list[dict]:
+        """Every readable record, in order; a damaged line (a crash mid-write) is skipped with a warning."""
+        if not self.path.exists():
+            return []
+        records = []
+        with open(self.path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    warnings.warn(f"{self.path}:{number}: skipping a damaged record", stacklevel=2)
+        return records
+
+    def done(self, key: tuple) -> bool:
+        return any(r["status"] == "ok" and cell_key(r) == key for r in self.records())
+
+    def latest(self) -> list[dict]:
+        """The newest record of each (mode, model, dataset, preset, seed), successful or not."""
+        newest: dict[tuple, dict] = {}
+        for record in self.records():
+            newest[cell_key(record)[:5]] = record
+        return list(newest.values())

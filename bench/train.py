@@ -1,0 +1,155 @@
+"""The shared training loop: one loop for every model; models own the math, the loop the schedule."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .config import TrainConfig
+from .evaluate import evaluate
+from .precision import autocast
+from .schedule import sequence_loss, truth_mask
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class TrainResult:
+    history: list[dict] = field(default_factory=list)  # one entry per epoch
+    steps: int = 0  # optimizer steps
+    best_epoch: int | None = None
+    best_val_mse: float | None = None
+    resumed_from_epoch: int | None = None
+    wall_s: float = 0.0
+
+
+def is_trainable(model: torch.nn.Module) -> bool:
+    return any(p.requires_grad for p in model.parameters())
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; accepted: adamw, adam")
+
+
+def make_scheduler(optimizer, cfg: TrainConfig):
+    if cfg.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=cfg.epochs, eta_min=cfg.min_lr
+        )
+    if cfg.lr_schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+    raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}; accepted: cosine, constant")
+
+
+class Trainer:
+    """Trains one model on one dataset; checkpoints every epoch and keeps the best on validation."""
+
+    def __init__(self, model, data, cfg: TrainConfig, device, seed: int, checkpoint_dir: Path):
+        self.model, self.data, self.cfg = model.to(device), data, cfg
+        self.device, self.seed = device, seed
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.optimizer = make_optimizer(model, cfg)
+        self.scheduler = make_scheduler(self.optimizer, cfg)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+
+    def training_step(self, frames: torch.Tensor, step: int, generator: torch.Generator) -> float:
+        """One iteration of the protocol: a step on the clips, then (optionally) on them reversed."""
+        cfg, data = self.cfg, self.data
+        passes = [frames, frames.flip(1)] if cfg.reverse_pass else [frames]
+        total = 0.0
+        for clip in passes:
+            mask = truth_mask(step, cfg, clip.shape[0], data.out_len, generator, self.device)
+            with autocast(self.device, cfg.amp):
+                pred = self.model(clip, data.in_len, data.out_len, mask)
+                loss = sequence_loss(pred, clip, data.in_len, cfg)
+            if not torch.isfinite(loss):
+                raise DivergedError(f"non-finite training loss ({loss.item()}) at step {step}")
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if cfg.grad_clip is not None:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            total += loss.item()
+        return total / len(passes)
+
+    def fit(self, progress: bool = True) -> TrainResult:
+        cfg, result = self.cfg, TrainResult()
+        start_epoch = self._resume(result)
+        started = time.perf_counter()
+        for epoch in range(start_epoch, cfg.epochs):
+            self.model.train()
+            # Data and sampling draws are seeded per epoch, so a resumed run sees the same stream.
+            batches = self.data.train_batches(cfg.batch_size, seed=self.seed * 100_003 + epoch)
+            generator = torch.Generator().manual_seed(self.seed * 100_019 + epoch)
+            bar = tqdm(range(cfg.steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                       disable=not progress, leave=False, dynamic_ncols=True)
+            losses = []
+            for i in bar:
+                frames = next(batches).to(self.device, non_blocking=True)
+                losses.append(self.training_step(frames, epoch * cfg.steps_per_epoch + i, generator))
+                bar.set_postfix(loss=f"{losses[-1]:.4g}")
+            self.scheduler.step()
+            val = evaluate(self.model, self.data.val, self.data.in_len, self.data.out_len,
+                           self.device, cfg.eval_batch_size, cfg.amp)["headline"]
+            result.history.append({
+                "epoch": epoch + 1, "train_loss": sum(losses) / len(losses),
+                "val_mse": val["mse"], "val_ssim": val["ssim"],
+                "lr": self.optimizer.param_groups[0]["lr"],
+            })
+            if result.best_val_mse is None or val["mse"] < result.best_val_mse:
+                result.best_val_mse, result.best_epoch = val["mse"], epoch + 1
+                self._save("best.pt", epoch, result)
+            if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
+                self._save("last.pt", epoch, result)
+        result.steps = cfg.epochs * cfg.steps_per_epoch * (2 if cfg.reverse_pass else 1)
+        result.wall_s = time.perf_counter() - started
+        self._load_best()
+        return result
+
+    def _save(self, name: str, epoch: int, result: TrainResult) -> None:
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": epoch + 1,
+            "history": result.history,
+            "best": [result.best_epoch, result.best_val_mse],
+        }
+        tmp = self.checkpoint_dir / f".{name}.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, self.checkpoint_dir / name)  # atomic: a crash never leaves half a file
+
+    def _resume(self, result: TrainResult) -> int:
+        path = self.checkpoint_dir / "last.pt"
+        if not path.exists():
+            return 0
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        result.history = list(state["history"])
+        result.best_epoch, result.best_val_mse = state["best"]
+        result.resumed_from_epoch = state["epoch"]
+        return state["epoch"]
+
+    def _load_best(self) -> None:
+        path = self.checkpoint_dir / "best.pt"
+        if path.exists():
+            state = torch.load(path, map_location=self.device, weights_only=True)
+            self.model.load_state_dict(state["model"])

@@ -1,0 +1,80 @@
+"""One calling convention for every model, and the rollout shared by recurrent models.
+
+Every predictor is called as ``model(frames, in_len, out_len, truth_mask=None)``:
+
+- ``frames``: ``[B, T, C, H, W]`` in [0, 1] with ``T >= in_len``. Frames after ``in_len`` are
+  read only where ``truth_mask`` asks for them (scheduled sampling during training).
+- ``truth_mask``: ``None`` (never feed true future frames) or a bool tensor ``[B, out_len - 1]``;
+  entry ``[b, k]`` feeds the true frame ``in_len + k`` instead of the model's own prediction of it.
+- It returns a :class:`Prediction`: ``future`` ``[B, out_len, C, H, W]`` predicts frames
+  ``in_len .. in_len + out_len - 1``; ``warmup`` (recurrent models) ``[B, in_len - 1, C, H, W]``
+  predicts frames ``1 .. in_len - 1`` from the frames before each; ``aux_loss`` is a scalar tensor
+  for models with an auxiliary objective, else ``None``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+
+@dataclass
+class Prediction:
+    future: torch.Tensor
+    warmup: torch.Tensor | None = None
+    aux_loss: torch.Tensor | None = None
+
+
+def check_call(frames: torch.Tensor, in_len: int, out_len: int, truth_mask) -> None:
+    if frames.dim() != 5:
+        raise ValueError(f"frames must be [B, T, C, H, W]; got shape {tuple(frames.shape)}")
+    if in_len < 1 or out_len < 1:
+        raise ValueError(f"in_len and out_len must be >= 1; got {in_len} and {out_len}")
+    if frames.shape[1] < in_len:
+        raise ValueError(f"frames has {frames.shape[1]} time steps; in_len is {in_len}")
+    if truth_mask is not None:
+        expected = (frames.shape[0], out_len - 1)
+        if tuple(truth_mask.shape) != expected:
+            raise ValueError(f"truth_mask must have shape {expected}; got {tuple(truth_mask.shape)}")
+        if frames.shape[1] < in_len + out_len - 1:
+            raise ValueError("a truth_mask needs the true future frames in `frames`")
+
+
+class RecurrentPredictor(nn.Module):
+    """A model that predicts the next frame from the current one and a recurrent state.
+
+    Subclasses implement :meth:`step`; the rollout (teacher forcing inside the input window,
+    scheduled sampling after it) lives here once, for every recurrent model.
+    """
+
+    def step(self, frame: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """Map frame ``[B, C, H, W]`` and the state (``None`` at the first call) to the next frame."""
+        raise NotImplementedError
+
+    def auxiliary_loss(self, states: list[Any]) -> torch.Tensor | None:
+        """An extra training objective computed from the per-step states (none by default)."""
+        return None
+
+    def forward(self, frames, in_len: int, out_len: int, truth_mask=None) -> Prediction:
+        check_call(frames, in_len, out_len, truth_mask)
+        outputs, states, state = [], [], None
+        frame = frames[:, 0]
+        for t in range(in_len + out_len - 1):
+            if 0 < t < in_len:
+                frame = frames[:, t]
+            elif t >= in_len:
+                frame = outputs[-1]
+                if truth_mask is not None:
+                    use_truth = truth_mask[:, t - in_len].view(-1, 1, 1, 1)
+                    frame = torch.where(use_truth, frames[:, t], frame)
+            out, state = self.step(frame, state)
+            outputs.append(out)
+            states.append(state)
+        predictions = torch.stack(outputs, dim=1)
+        return Prediction(
+            future=predictions[:, in_len - 1 :],
+            warmup=predictions[:, : in_len - 1],
+            aux_loss=self.auxiliary_loss(states),
+        )

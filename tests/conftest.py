@@ -1,0 +1,7 @@
+import sys
+from pathlib import Path
+
+# The harness runs from its checkout; make the root importable however pytest is started.
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))

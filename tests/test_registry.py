@@ -1,0 +1,79 @@
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+import models
+from models import registry
+
+MODELS_DIR = Path(models.__file__).parent
+
+
+def test_unknown_model_names_closest_matches():
+    with pytest.raises(models.UnknownModelError) as error:
+        models.create_model("convlstn")
+    message = str(error.value)
+    assert "unknown model 'convlstn'" in message
+    assert "did you mean 'convlstm'" in message
+    assert "known:" in message and "modernn" in message
+
+
+def test_wildcards_and_all():
+    assert models.list_models("predrnn*") == [n for n in models.list_models() if n.startswith("predrnn")]
+    assert models.list_models("all") == models.list_models()
+    assert models.list_models(["persistence", "convlstm"]) == ["persistence", "convlstm"]
+    with pytest.raises(models.UnknownModelError, match="xyz"):
+        models.list_models("xyz*")
+
+
+def test_build_with_overrides():
+    small = models.create_model("convlstm", hidden=8, layers=1)
+    default = models.create_model("convlstm")
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in default.parameters())
+
+
+def test_new_model_file_is_picked_up_without_other_edits():
+    path = MODELS_DIR / "zz_test_dropin.py"
+    path.write_text(textwrap.dedent("""
+        from .persistence import Persistence
+        from .registry import register_model
+
+        @register_model("zz_dropin", family="test", paper="none")
+        def zz_dropin(channels=1, height=64, width=64):
+            return Persistence()
+    """))
+    try:
+        registry.refresh()
+        assert "zz_dropin" in models.list_models()
+        out = models.create_model("zz_dropin")(torch.rand(1, 3, 1, 8, 8), 2, 1)
+        assert out.future.shape == (1, 1, 1, 8, 8)
+    finally:
+        path.unlink()
+        registry._REGISTRY.pop("zz_dropin", None)
+        sys.modules.pop("models.zz_test_dropin", None)
+
+
+def test_installed_distribution_adds_models_through_entry_point(tmp_path, monkeypatch):
+    (tmp_path / "stbench_plugin_demo.py").write_text(textwrap.dedent("""
+        import torch.nn as nn
+        from models import register_model
+        from models.persistence import Persistence
+
+        @register_model("plugin_demo", family="plugin", paper="a test distribution")
+        def plugin_demo(channels=1, height=64, width=64):
+            return Persistence()
+    """))
+    dist_info = tmp_path / "stbench_plugin_demo-0.1.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: stbench-plugin-demo\nVersion: 0.1\n")
+    (dist_info / "entry_points.txt").write_text("[stbench.models]\nplugin_demo = stbench_plugin_demo\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        registry.refresh()
+        assert "plugin_demo" in models.list_models()
+        assert models.get_spec("plugin_demo").family == "plugin"
+    finally:
+        registry._REGISTRY.pop("plugin_demo", None)
+        sys.modules.pop("stbench_plugin_demo", None)
