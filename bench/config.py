@@ -23,8 +23,12 @@ class TrainConfig:
     min_lr: float = 1e-6
     loss: str = "mse+l1"  # mse+l1: (sum sq. error + sum abs. error) / 4, as the authors | mse
     reverse_pass: bool = True  # a second step on the same clips reversed in time
-    sampling: str = "linear"  # linear: scheduled sampling, eta 1 -> 0 | none: always own output
+    # linear: scheduled sampling, eta 1 -> 0 over sampling_steps | reverse: PredRNN-V2's reverse
+    # scheduled sampling (also inside the input window) | none: always the model's own output
+    sampling: str = "linear"
     sampling_steps: int = 40_000  # iterations over which eta falls from 1 to 0
+    reverse_steps: tuple[int, int] = (25_000, 50_000)  # reverse sampling's two phase boundaries
+    reverse_exp_alpha: float = 5_000.0  # time constant of reverse sampling's input-window ramp
     warmup_loss_skip: int | None = 1  # compare warm-up outputs from this call on; None: future only
     grad_clip: float | None = None  # max gradient norm
     amp: str = "none"  # none | bf16 | fp16 (fp16 on CUDA only)
@@ -62,11 +66,12 @@ PRESETS: dict[str, Preset] = {
     ),
     "quick": Preset(
         "quick",
-        "minutes on a 2-core CPU: hidden 32, 2 layers, 1,200 optimizer steps of batch 8, "
-        "512 test clips; the authors' loss, optimizer, cosine schedule and scheduled sampling",
+        "minutes on a 2-core CPU: hidden 32, 2 layers, 200 iterations of batch 8 (400 optimizer "
+        "steps with the reversed pass), 512 test clips; the authors' loss, optimizer, cosine "
+        "schedule and scheduled sampling (eta reaches 0 at iteration 100)",
         TrainConfig(
-            epochs=6, steps_per_epoch=100, batch_size=8, reverse_pass=True,
-            sampling_steps=300, eval_batch_size=32,
+            epochs=4, steps_per_epoch=50, batch_size=8, reverse_pass=True,
+            sampling_steps=100, eval_batch_size=32,
         ),
         DataConfig(n_val=64, n_test=512),
         {"hidden": 32, "layers": 2},

@@ -49,10 +49,13 @@ def load_data(data: DataConfig, data_root: str | None, cache_dir: str):
 
 
 def model_config(name: str, preset: Preset, data, user_args: dict) -> dict:
-    """Constructor arguments: the data's shape, the preset's scaling where accepted, the user's."""
-    accepted = inspect.signature(models.get_spec(name).build).parameters
+    """Constructor arguments: the data's shape, the preset's scaling (generic where accepted, then
+    the model's own for this preset), then the user's."""
+    spec = models.get_spec(name)
+    accepted = inspect.signature(spec.build).parameters
     config = {"channels": data.channels, "height": data.height, "width": data.width}
     config.update({k: v for k, v in preset.model_overrides.items() if k in accepted})
+    config.update(spec.preset_args.get(preset.name, {}))
     for key, value in user_args.items():
         if key not in accepted:
             raise ValueError(f"model {name!r} takes no argument {key!r}; it takes: "

@@ -1,11 +1,15 @@
 """What the loop owns: scheduled sampling masks and the training loss, built with tensor ops."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from models import Prediction
 
 from .config import TrainConfig
+
+SAMPLING_MODES = ("linear", "reverse", "none")
 
 
 def sampling_eta(step: int, cfg: TrainConfig) -> float:
@@ -14,14 +18,39 @@ def sampling_eta(step: int, cfg: TrainConfig) -> float:
         return 0.0
     if cfg.sampling == "linear":
         return max(0.0, 1.0 - step / max(1, cfg.sampling_steps))
-    raise ValueError(f"unknown sampling {cfg.sampling!r}; accepted: linear, none")
+    if cfg.sampling == "reverse":
+        start, stop = cfg.reverse_steps
+        if step < start:
+            return 0.5
+        return max(0.0, 0.5 - 0.5 * (step - start) / max(1, stop - start))
+    raise ValueError(f"unknown sampling {cfg.sampling!r}; accepted: {', '.join(SAMPLING_MODES)}")
+
+
+def reverse_eta(step: int, cfg: TrainConfig) -> float:
+    """Reverse scheduled sampling: probability of the true frame inside the input window."""
+    start, stop = cfg.reverse_steps
+    if step < start:
+        return 0.5
+    if step < stop:
+        return 1.0 - 0.5 * math.exp(-(step - start) / cfg.reverse_exp_alpha)
+    return 1.0
 
 
 def truth_mask(
-    step: int, cfg: TrainConfig, batch: int, out_len: int, generator: torch.Generator, device
+    step: int, cfg: TrainConfig, batch: int, in_len: int, out_len: int,
+    generator: torch.Generator, device,
 ) -> torch.Tensor | None:
-    """One Bernoulli(eta) choice per (sequence, step after the input window), or None if eta is 0."""
+    """Bernoulli draws saying where to feed true frames (see ``models.base``), or None.
+
+    linear: ``[B, out_len - 1]``, one choice per (sequence, step after the input window).
+    reverse: ``[B, in_len + out_len - 2]``, covering the input window as well.
+    """
     eta = sampling_eta(step, cfg)
+    if cfg.sampling == "reverse":
+        draws = torch.rand((batch, in_len + out_len - 2), generator=generator)
+        thresholds = torch.full((in_len + out_len - 2,), eta)
+        thresholds[: in_len - 1] = reverse_eta(step, cfg)
+        return (draws < thresholds).to(device)
     if eta <= 0.0 or out_len < 2:
         return None
     draws = torch.rand((batch, out_len - 1), generator=generator)

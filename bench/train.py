@@ -69,7 +69,8 @@ class Trainer:
         passes = [frames, frames.flip(1)] if cfg.reverse_pass else [frames]
         total = 0.0
         for clip in passes:
-            mask = truth_mask(step, cfg, clip.shape[0], data.out_len, generator, self.device)
+            mask = truth_mask(step, cfg, clip.shape[0], data.in_len, data.out_len, generator,
+                              self.device)
             with autocast(self.device, cfg.amp):
                 pred = self.model(clip, data.in_len, data.out_len, mask)
                 loss = sequence_loss(pred, clip, data.in_len, cfg)

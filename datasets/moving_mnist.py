@@ -49,7 +49,12 @@ def trajectories(
     if free < 0:
         raise ValueError(f"frame_size {frame_size} is smaller than the digit size {digit_size}")
     draws = rng.random((n_clips, digits_per_clip, 3))  # per digit: y, x, direction
-    path = bounce_path(draws[..., :2], draws[..., 2] * 2 * np.pi, seq_len)
+    return pixel_path(draws[..., :2], draws[..., 2] * 2 * np.pi, seq_len, free)
+
+
+def pixel_path(start: np.ndarray, angle: np.ndarray, seq_len: int, free: int) -> np.ndarray:
+    """:func:`bounce_path` scaled to ``[0, free]`` pixels and truncated, int64 ``[..., T, 2]``."""
+    path = bounce_path(start, angle, seq_len)
     return (path * free).astype(np.int64)  # truncation, as the reference's astype(int32)
 
 

@@ -4,8 +4,10 @@ Every predictor is called as ``model(frames, in_len, out_len, truth_mask=None)``
 
 - ``frames``: ``[B, T, C, H, W]`` in [0, 1] with ``T >= in_len``. Frames after ``in_len`` are
   read only where ``truth_mask`` asks for them (scheduled sampling during training).
-- ``truth_mask``: ``None`` (never feed true future frames) or a bool tensor ``[B, out_len - 1]``;
-  entry ``[b, k]`` feeds the true frame ``in_len + k`` instead of the model's own prediction of it.
+- ``truth_mask``: ``None`` (never feed true future frames) or a bool tensor ``[B, out_len - 1]``:
+  entry ``[b, k]`` feeds the true frame ``in_len + k`` instead of the model's own prediction of it
+  (scheduled sampling); or ``[B, in_len + out_len - 2]``: entry ``[b, t - 1]`` decides for every
+  step ``t >= 1``, inside the input window too (PredRNN-V2's reverse scheduled sampling).
 - It returns a :class:`Prediction`: ``future`` ``[B, out_len, C, H, W]`` predicts frames
   ``in_len .. in_len + out_len - 1``; ``warmup`` (recurrent models) ``[B, in_len - 1, C, H, W]``
   predicts frames ``1 .. in_len - 1`` from the frames before each; ``aux_loss`` is a scalar tensor
@@ -35,9 +37,13 @@ def check_call(frames: torch.Tensor, in_len: int, out_len: int, truth_mask) -> N
     if frames.shape[1] < in_len:
         raise ValueError(f"frames has {frames.shape[1]} time steps; in_len is {in_len}")
     if truth_mask is not None:
-        expected = (frames.shape[0], out_len - 1)
-        if tuple(truth_mask.shape) != expected:
-            raise ValueError(f"truth_mask must have shape {expected}; got {tuple(truth_mask.shape)}")
+        batch = frames.shape[0]
+        accepted = [(batch, out_len - 1), (batch, in_len + out_len - 2)]
+        if tuple(truth_mask.shape) not in accepted:
+            raise ValueError(
+                f"truth_mask must have shape {accepted[0]} or {accepted[1]}; "
+                f"got {tuple(truth_mask.shape)}"
+            )
         if frames.shape[1] < in_len + out_len - 1:
             raise ValueError("a truth_mask needs the true future frames in `frames`")
 
@@ -59,16 +65,18 @@ class RecurrentPredictor(nn.Module):
 
     def forward(self, frames, in_len: int, out_len: int, truth_mask=None) -> Prediction:
         check_call(frames, in_len, out_len, truth_mask)
+        # Column of truth_mask deciding step t (None: always the true frame inside the window).
+        covers_input = truth_mask is not None and truth_mask.shape[1] == in_len + out_len - 2
+        first_masked = 1 if covers_input else in_len
         outputs, states, state = [], [], None
-        frame = frames[:, 0]
         for t in range(in_len + out_len - 1):
-            if 0 < t < in_len:
+            if t < first_masked:
                 frame = frames[:, t]
-            elif t >= in_len:
+            elif truth_mask is None:
                 frame = outputs[-1]
-                if truth_mask is not None:
-                    use_truth = truth_mask[:, t - in_len].view(-1, 1, 1, 1)
-                    frame = torch.where(use_truth, frames[:, t], frame)
+            else:
+                use_truth = truth_mask[:, t - first_masked].view(-1, 1, 1, 1)
+                frame = torch.where(use_truth, frames[:, t], outputs[-1])
             out, state = self.step(frame, state)
             outputs.append(out)
             states.append(state)

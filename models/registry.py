@@ -12,7 +12,7 @@ import importlib
 import importlib.metadata
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch.nn as nn
 
@@ -26,14 +26,20 @@ class ModelSpec:
     paper: str
     build: Callable[..., nn.Module]
     module: str
+    # Per-preset constructor arguments that scale the model down (e.g. {"smoke": {"hid_S": 8}});
+    # they take precedence over a preset's generic scaling ({"hidden": 32, "layers": 2}).
+    preset_args: dict[str, dict] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 _discovered = False
 
 
-def register_model(name: str, *, family: str, paper: str):
-    """Decorator: register ``build(**config) -> nn.Module`` under ``name``."""
+def register_model(name: str, *, family: str, paper: str, preset_args: dict | None = None):
+    """Decorator: register ``build(**config) -> nn.Module`` under ``name``.
+
+    ``preset_args`` maps a preset name to constructor arguments that scale the model down for it.
+    """
 
     def decorate(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         existing = _REGISTRY.get(name)
@@ -41,7 +47,7 @@ def register_model(name: str, *, family: str, paper: str):
             raise ValueError(
                 f"model name {name!r} is registered twice: by {existing.module} and {build.__module__}"
             )
-        _REGISTRY[name] = ModelSpec(name, family, paper, build, build.__module__)
+        _REGISTRY[name] = ModelSpec(name, family, paper, build, build.__module__, dict(preset_args or {}))
         return build
 
     return decorate

@@ -1,0 +1,93 @@
+"""What the training loop receives: an endless training stream and fixed evaluation splits."""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .clip_datasets import to_unit_float
+from .eval_cache import sha256_file
+
+# Each split draws from its own random stream, so no seed value makes two splits coincide.
+_STREAM_IDS = {"train": 0, "val": 1, "test": 2}
+
+
+def split_rng(split: str, seed: int, *more: int) -> np.random.Generator:
+    """The random generator of ``split`` for ``seed`` (``more``: e.g. a block index)."""
+    if split not in _STREAM_IDS:
+        raise ValueError(f"unknown split {split!r}; known: {sorted(_STREAM_IDS)}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    return np.random.default_rng([_STREAM_IDS[split], int(seed), *more])
+
+
+@dataclass
+class SequenceData:
+    """A sequence dataset: frames are float32 ``[T, C, H, W]`` in [0, 1], ``T = in + out``.
+
+    ``make_train_clips(batch_size, rng)`` returns uint8 clips ``[B, T, C, H, W]``; ``files``
+    names the files behind the evaluation splits (and the digit source) for ``describe``.
+    """
+
+    name: str
+    source: str
+    channels: int
+    height: int
+    width: int
+    in_len: int
+    out_len: int
+    val: Dataset
+    test: Dataset
+    make_train_clips: Callable[[int, np.random.Generator], np.ndarray] = field(repr=False)
+    files: dict[str, Path] = field(default_factory=dict)
+    details: dict = field(default_factory=dict)
+
+    @property
+    def seq_len(self) -> int:
+        return self.in_len + self.out_len
+
+    def train_batches(self, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+        """Endless float32 batches ``[B, T, C, H, W]`` in [0, 1], made on the fly.
+
+        The same ``seed`` gives the same batches, in the same order.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        rng = split_rng("train", seed)
+        while True:
+            yield torch.from_numpy(to_unit_float(self.make_train_clips(batch_size, rng)))
+
+    def describe(self) -> dict:
+        """JSON-able summary: identity, sizes, split sizes, and each file with its sha256."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "channels": self.channels,
+            "height": self.height,
+            "width": self.width,
+            "in_len": self.in_len,
+            "out_len": self.out_len,
+            "splits": {"train": "generated on the fly", "val": len(self.val),
+                       "test": len(self.test)},
+            **self.details,
+            "files": {
+                role: {"path": str(path), "sha256": _sha256(path)}
+                for role, path in self.files.items()
+            },
+        }
+
+
+def _sha256(path: str | Path) -> str:
+    stat = Path(path).stat()
+    return _sha256_of_version(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_of_version(path: str, mtime_ns: int, size: int) -> str:
+    # Hashing a 10000-clip set takes a moment; a file is re-hashed only when it changes.
+    return sha256_file(path)

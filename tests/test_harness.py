@@ -1,0 +1,96 @@
+"""End to end through the CLI on the smoke preset: outputs, skipping done cells, failures."""
+import json
+import sys
+
+import pytest
+import torch
+
+from bench.cli import main
+from bench.store import ResultsStore
+from models import registry
+from models.persistence import Persistence
+
+
+@pytest.fixture
+def run(tmp_path):
+    def run_cli(*args):
+        return main(["--preset", "smoke", "--out", str(tmp_path / "results"),
+                     "--cache-dir", str(tmp_path / "cache"), "--no-progress", *args])
+    return run_cli
+
+
+def folder_of(tmp_path):
+    return tmp_path / "results" / "mmnist-embedded-32px" / "smoke"
+
+
+def test_smoke_run_writes_store_tables_and_plots(run, tmp_path, capsys):
+    assert run("--models", "convlstm", "persistence") == 0
+    folder = folder_of(tmp_path)
+    printed = capsys.readouterr().out
+    assert "| convlstm" in printed and f"results: {folder}" in printed
+    for name in ("records.jsonl", "summary.md", "summary.csv", "per_frame.csv", "per_frame.png",
+                 "mse_vs_flops.png", "examples/convlstm__seed0.png", "examples/persistence__seed0.png"):
+        assert (folder / name).stat().st_size > 0, name
+    records = ResultsStore(folder).records()
+    assert [r["model"] for r in records] == ["convlstm", "persistence"]
+    record = records[0]
+    for field in ("config", "config_hash", "metrics", "cost", "wall_s", "status", "device",
+                  "versions", "git_commit", "started_at", "finished_at", "dataset_info"):
+        assert field in record, field
+    assert len(record["metrics"]["per_frame"]["mse"]) == 4  # smoke predicts 4 frames
+    assert record["cost"]["params"] > 0 and record["cost"]["gmacs_fvcore"] > 0
+    assert record["train"]["steps"] == 2 * 3 * 2  # epochs x steps x (forward + reversed pass)
+
+
+def test_rerun_skips_cells_already_done(run, tmp_path, capsys):
+    assert run("--models", "persistence") == 0
+    assert run("--models", "persistence", "convlstm") == 0
+    assert "skip persistence seed 0" in capsys.readouterr().out
+    models_run = [r["model"] for r in ResultsStore(folder_of(tmp_path)).records()]
+    assert models_run == ["persistence", "convlstm"]
+    # a different configuration is a different cell
+    assert run("--models", "persistence", "--set", "lr=0.0005") == 0
+    assert len(ResultsStore(folder_of(tmp_path)).records()) == 3
+
+
+class Exploding(Persistence):
+    def forward(self, frames, in_len, out_len, truth_mask=None):
+        raise RuntimeError("boom")
+
+
+@pytest.fixture
+def exploding_model():
+    registry._discover()
+    registry.register_model("zz_exploding", family="test", paper="none")(
+        lambda channels=1, height=64, width=64: Exploding())
+    yield "zz_exploding"
+    registry._REGISTRY.pop("zz_exploding")
+
+
+def test_a_failing_model_is_recorded_and_the_others_go_on(run, tmp_path, exploding_model, capsys):
+    assert run("--models", exploding_model, "persistence") == 1
+    records = {r["model"]: r for r in ResultsStore(folder_of(tmp_path)).records()}
+    assert records[exploding_model]["status"] == "failed"
+    assert "RuntimeError: boom" in records[exploding_model]["error"]
+    assert records["persistence"]["status"] == "ok"
+    summary = (folder_of(tmp_path) / "summary.md").read_text()
+    assert "failed: RuntimeError: boom" in summary
+
+
+def test_unknown_model_is_a_clear_error(run, capsys):
+    assert run("--models", "convlstn") == 2
+    assert "unknown model 'convlstn'; did you mean 'convlstm'?" in capsys.readouterr().err
+
+
+def test_list_models_json(capsys):
+    assert main(["--list-models", "--format", "json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["modernn"]["params"] == 5_867_600
+    assert rows["persistence"]["params"] == 0
+    assert "2110.12978" in rows["modernn"]["paper"]
+
+
+def test_list_models_table(capsys):
+    assert main(["--list-models"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("modernn"))
+    assert "5,867,600" in line
