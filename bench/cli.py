@@ -11,7 +11,6 @@ import models
 
 from .config import PRESETS, TrainConfig, apply_overrides, get_preset, parse_override
 from .precision import resolve_device
-from .profile import count_parameters
 from .report import summary_frame, write_report
 from .runner import RunRequest, run_grid
 from .store import ResultsStore
@@ -58,7 +57,7 @@ def list_models_table(fmt: str) -> str:
     rows = []
     for name in models.list_models():
         spec = models.get_spec(name)
-        params = count_parameters(models.create_model(name))["params"]
+        params = sum(p.numel() for p in models.create_model(name).parameters())
         rows.append({"name": name, "family": spec.family, "params": params, "paper": spec.paper})
     if fmt == "json":
         return json.dumps(rows, indent=2)

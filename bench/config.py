@@ -55,6 +55,7 @@ class Preset:
     data: DataConfig
     # Applied to every model whose constructor takes the argument (so registry additions scale too).
     model_overrides: dict[str, Any] = field(default_factory=dict)
+    profile_repeats: int = 5  # timed repeats behind each throughput median
 
 
 PRESETS: dict[str, Preset] = {
@@ -84,6 +85,7 @@ PRESETS: dict[str, Preset] = {
         ),
         DataConfig(in_len=4, out_len=4, frame_size=32, n_val=4, n_test=8),
         {"hidden": 8, "layers": 1},
+        profile_repeats=2,
     ),
 }
 

@@ -1,133 +1,86 @@
-"""Cost of a model: parameters, fvcore multiply-adds of a whole rollout, throughput, peak memory."""
+"""The cost of a model: parameters (and which ones the forward pass uses), operation counts,
+throughput, peak memory and efficiency against the device's measured matmul peak."""
 from __future__ import annotations
 
 import copy
-import statistics
 import tempfile
-import threading
-import time
 
-import psutil
 import torch
-from fvcore.nn import FlopCountAnalysis
 
 from .config import TrainConfig
-from .precision import autocast, synchronize
+from .flops import rollout_macs, training_flops
+from .precision import autocast
+from .schedule import sequence_loss
+from .speed import PeakMemory, matmul_peak_flops, median_rate
 from .train import Trainer, is_trainable
 
+AMP_DTYPES = {"none": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-def count_parameters(model: torch.nn.Module) -> dict[str, int]:
-    return {
+
+def parameter_counts(model, data) -> dict:
+    """Total and trainable parameters, and those a training step actually gives a gradient."""
+    counts = {
         "params": sum(p.numel() for p in model.parameters()),
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
     }
+    if not is_trainable(model):
+        return {**counts, "used_params": 0, "unused_param_names": []}
+    probe = copy.deepcopy(model).cpu().train()
+    frames = torch.rand(1, data.in_len + data.out_len, data.channels, data.height, data.width)
+    sequence_loss(probe(frames, data.in_len, data.out_len), frames, data.in_len,
+                  TrainConfig()).backward()
+    unused = [n for n, p in probe.named_parameters() if p.requires_grad and p.grad is None]
+    used = sum(p.numel() for p in probe.parameters() if p.grad is not None)
+    return {**counts, "used_params": used, "unused_param_names": unused}
 
 
-class _Rollout(torch.nn.Module):
-    """Binds the integer arguments so that fvcore can trace ``model(frames)``."""
-
-    def __init__(self, model, in_len: int, out_len: int):
-        super().__init__()
-        self.model, self.in_len, self.out_len = model, in_len, out_len
-
-    def forward(self, frames):
-        return self.model(frames, self.in_len, self.out_len).future
-
-
-@torch.no_grad()
-def fvcore_macs(model, shape: tuple[int, int, int], in_len: int, out_len: int) -> dict:
-    """fvcore's count for one test rollout at batch 1 (one multiply-add counts as one)."""
-    model = copy.deepcopy(model).cpu().eval()
-    frames = torch.rand(1, in_len, *shape)
-    analysis = FlopCountAnalysis(_Rollout(model, in_len, out_len), (frames,))
-    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    total = analysis.total()
-    return {"gmacs_fvcore": total / 1e9, "fvcore_skipped_ops": sorted(analysis.unsupported_ops())}
+def profile_model(model, data, cfg: TrainConfig, device: torch.device, batch_size: int,
+                  repeats: int = 5) -> dict:
+    """Every cost column for ``model`` on ``data``'s shape, measured on ``device``."""
+    cost = parameter_counts(model, data)
+    cost.update(rollout_macs(model, (data.channels, data.height, data.width),
+                             data.in_len, data.out_len))
+    cost.update(measure_speed(model, data, cfg, device, batch_size, repeats))
+    peak = cost["matmul_peak_tflops"] * 1e12
+    cost["infer_efficiency"] = 2 * cost["gmacs_torch"] * 1e9 * cost["infer_seq_s"] / peak
+    if "train_seq_s" in cost:
+        cost["train_efficiency"] = cost["train_flops_per_seq"] * cost["train_seq_s"] / peak
+    return cost
 
 
-class PeakMemory:
-    """Peak memory of a block: CUDA max allocated, or on a CPU the sampled peak RSS growth."""
-
-    def __init__(self, device: torch.device, interval_s: float = 0.002):
-        self.device, self.interval_s = device, interval_s
-        self.peak_bytes = 0
-
-    def __enter__(self):
-        if self.device.type == "cuda":
-            synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self._base = torch.cuda.memory_allocated(self.device)
-        else:
-            self._process = psutil.Process()
-            self._base = self._process.memory_info().rss
-            self._peak = self._base
-            self._stop = threading.Event()
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
-        return self
-
-    def _sample(self):
-        while not self._stop.is_set():
-            self._peak = max(self._peak, self._process.memory_info().rss)
-            self._stop.wait(self.interval_s)
-
-    def __exit__(self, *exc):
-        if self.device.type == "cuda":
-            synchronize(self.device)
-            self.peak_bytes = torch.cuda.max_memory_allocated(self.device) - self._base
-        else:
-            self._stop.set()
-            self._thread.join()
-            self._peak = max(self._peak, self._process.memory_info().rss)
-            self.peak_bytes = self._peak - self._base
-        return False
-
-
-def _median_rate(run, items: int, device, warmup: int, repeats: int) -> tuple[float, float]:
-    """Median items/s over ``repeats`` timed calls after ``warmup`` untimed ones, and its spread."""
-    for _ in range(warmup):
-        run()
-    synchronize(device)
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        synchronize(device)
-        rates.append(items / (time.perf_counter() - start))
-    spread = (max(rates) - min(rates)) / 2 if len(rates) > 1 else 0.0
-    return statistics.median(rates), spread
-
-
-def measure_speed(model, data, cfg: TrainConfig, device, batch_size: int,
-                  warmup: int = 1, repeats: int = 3) -> dict:
-    """Training (one protocol iteration) and inference throughput in sequences/s, with peak memory."""
-
-
+def measure_speed(model, data, cfg: TrainConfig, device, batch_size: int, repeats: int = 5) -> dict:
+    """Inference (batch 1 and ``batch_size``) and training throughput in sequences/s, peak memory."""
     model = copy.deepcopy(model).to(device)
     in_len, out_len = data.in_len, data.out_len
     frames = torch.rand(batch_size, in_len + out_len, data.channels, data.height, data.width,
                         device=device)
     result = {"bench_batch": batch_size, "device": str(device), "amp": cfg.amp,
-              "threads": torch.get_num_threads()}
-
-    @torch.no_grad()
-    def infer():
-        with autocast(device, cfg.amp):
-            model(frames[:, :in_len], in_len, out_len)
+              "threads": torch.get_num_threads(),
+              "matmul_peak_tflops": matmul_peak_flops(device, AMP_DTYPES[cfg.amp]) / 1e12}
 
     model.eval()
-    with PeakMemory(device) as memory:
-        rate, spread = _median_rate(infer, batch_size, device, warmup, repeats)
-    result.update(infer_seq_s=rate, infer_seq_s_spread=spread, infer_peak_mb=memory.peak_bytes / 2**20)
+    for batch, suffix in ((1, "_b1"), (batch_size, "")):
+        @torch.no_grad()
+        def infer(clips=frames[:batch, :in_len]):
+            with autocast(device, cfg.amp):
+                model(clips, in_len, out_len)
+
+        with PeakMemory(device) as memory:
+            rate = median_rate(infer, batch, device, repeats=repeats)
+        result[f"infer_seq_s{suffix}"] = rate["median"]
+        result[f"infer_seq_s{suffix}_range"] = [rate["min"], rate["max"]]
+        result[f"infer_peak_mb{suffix}"] = memory.peak_bytes / 2**20
+    result["infer_ms_per_seq_b1"] = 1000 / result["infer_seq_s_b1"]
 
     if is_trainable(model):
         with tempfile.TemporaryDirectory() as tmp:
             trainer = Trainer(model, data, cfg, device, seed=0, checkpoint_dir=tmp)
             generator = torch.Generator().manual_seed(0)
             model.train()
+            step = lambda: trainer.training_step(frames, 0, generator)  # noqa: E731
             with PeakMemory(device) as memory:
-                rate, spread = _median_rate(lambda: trainer.training_step(frames, 0, generator),
-                                            batch_size, device, warmup, repeats)
-        result.update(train_seq_s=rate, train_seq_s_spread=spread,
+                rate = median_rate(step, batch_size, device, repeats=repeats)
+            result["train_flops_per_seq"] = training_flops(step) / batch_size
+        result.update(train_seq_s=rate["median"], train_seq_s_range=[rate["min"], rate["max"]],
                       train_peak_mb=memory.peak_bytes / 2**20)
     return result

@@ -16,7 +16,7 @@ from datasets import MovingMNISTConfig, moving_mnist
 
 from .config import DataConfig, Preset, config_hash
 from .evaluate import evaluate
-from .profile import count_parameters, fvcore_macs, measure_speed
+from .profile import profile_model
 from .provenance import device_name, git_commit, now, versions
 from .store import ResultsStore
 from .train import Trainer, is_trainable
@@ -120,11 +120,8 @@ def _run_cell(name, seed, model_args, request: RunRequest, data, folder: Path) -
         np.random.seed(seed)
         model = models.create_model(name, **model_args)
         cfg = request.preset.train
-        cost = count_parameters(model)
-        cost.update(fvcore_macs(model, (data.channels, data.height, data.width),
-                                data.in_len, data.out_len))
-        cost.update(measure_speed(model, data, cfg, request.device, cfg.batch_size))
-        cell["cost"] = cost
+        cell["cost"] = profile_model(model, data, cfg, request.device, cfg.batch_size,
+                                     request.preset.profile_repeats)
         if not request.profile_only:
             cell.update(_train_and_test(name, seed, model, request, data, folder))
     except Exception as error:  # one model's failure is recorded; the grid goes on

@@ -68,10 +68,15 @@ def sequence_loss(pred: Prediction, frames: torch.Tensor, in_len: int, cfg: Trai
     error = torch.cat(outputs, 1).float() - torch.cat(targets, 1).float()
     if cfg.loss == "mse+l1":
         loss = (error.square().sum() + error.abs().sum()) / 4
+        # Auxiliary losses (PredRNN-V2's decoupling, TAU's DDR, PhyDNet's moments) are weighted
+        # against a per-element mean loss in their papers; against a summed loss they are scaled
+        # by the element count so that they keep that relative weight.
+        aux_scale = error.numel()
     elif cfg.loss == "mse":
         loss = error.square().mean()
+        aux_scale = 1
     else:
         raise ValueError(f"unknown loss {cfg.loss!r}; accepted: mse+l1, mse")
     if pred.aux_loss is not None:
-        loss = loss + pred.aux_loss
+        loss = loss + aux_scale * pred.aux_loss
     return loss

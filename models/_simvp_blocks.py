@@ -24,8 +24,22 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import Prediction, check_call
 from ._cells import check_positive
+from .base import Prediction, check_call
+
+# Scaled-down settings for the harness presets (``preset_args()`` gives each model its own copy).
+# smoke: 32x32 frames, 4 -> 4; the 2-layer encoder leaves a 16x16 latent.
+# quick: 64x64, 10 -> 10; N_S 4 keeps the reference's 16x16 latent, and a forward + backward of
+# batch 8 costs about 100 GFLOP for gSTA and TAU (less for IncepU), near ConvLSTM's quick setting
+# (81 GFLOP); N_S 2 would cost about 360 GFLOP, mostly gSTA's 8x MLP at 32x32.
+PRESET_ARGS = {
+    "smoke": {"in_len": 4, "hid_S": 8, "hid_T": 16, "N_S": 2, "N_T": 2},
+    "quick": {"in_len": 10, "hid_S": 16, "hid_T": 64, "N_S": 4, "N_T": 2},
+}
+
+
+def preset_args() -> dict[str, dict]:
+    return {preset: dict(args) for preset, args in PRESET_ARGS.items()}
 
 # ---------------------------------------------------------------- initialisation (OpenSTL's)
 
@@ -320,33 +334,37 @@ def ddr_loss(pred: torch.Tensor, target: torch.Tensor, tau: float = 0.1,
 class SimVPPredictor(nn.Module):
     """The calling convention around :class:`SimVPNet`.
 
-    ``out_len == in_len``: one pass. ``out_len < in_len``: one pass, cropped. ``out_len > in_len``:
-    OpenSTL's autoregressive chunks: the ``in_len`` predicted frames become the next input, as often
-    as needed, and the concatenation is cropped to ``out_len``. ``truth_mask`` is ignored (no
-    scheduled sampling in SimVP/TAU); predictions read only ``frames[:, :in_len]``.
+    The network maps a window of T frames (the ``in_len`` it was built for) to the next T.
+    ``out_len == T``: one pass. ``out_len < T``: one pass, cropped. ``out_len > T``: OpenSTL's
+    autoregressive chunks: the T predicted frames become the next input, as often as needed, and
+    the concatenation is cropped to ``out_len``. ``truth_mask`` is ignored (no scheduled sampling
+    in SimVP/TAU); predictions read only ``frames[:, :in_len]``.
+
+    Called with another ``in_len`` (outside OpenSTL, which fixes it), the window is the last T
+    input frames, or, with fewer than T, the input left-padded by repeating its first frame.
 
     With ``ddr_alpha`` set (TAU), ``aux_loss = ddr_alpha * ddr_loss(future, true future)`` while
     training and when ``frames`` holds the ``out_len`` true future frames; else ``None``.
     """
 
-    def __init__(self, net: SimVPNet, height: int, width: int, ddr_alpha: float | None = None):
+    def __init__(self, net: SimVPNet, scale: int, ddr_alpha: float | None = None):
         super().__init__()
         self.net = net
-        self.frame_hw = (height, width)
+        self.scale = scale  # 2 ** (N_S / 2); height and width only need to be multiples of it
         self.ddr_alpha = ddr_alpha
 
     def forward(self, frames, in_len: int, out_len: int, truth_mask=None) -> Prediction:
         check_call(frames, in_len, out_len, truth_mask)
-        if in_len != self.net.in_len:
-            raise ValueError(
-                f"{type(self.net).__name__} was built for in_len={self.net.in_len} (its translator "
-                f"has in_len * hid_S channels); got in_len={in_len}: build it with in_len={in_len}"
-            )
-        if tuple(frames.shape[-2:]) != self.frame_hw:
-            raise ValueError(f"built for {self.frame_hw[0]}x{self.frame_hw[1]} frames; got "
-                             f"{frames.shape[-2]}x{frames.shape[-1]}")
-        chunk, chunks = frames[:, :in_len], []
-        for _ in range(-(-out_len // in_len)):
+        if frames.shape[-2] % self.scale or frames.shape[-1] % self.scale:
+            raise ValueError(f"the encoder downsamples by {self.scale}, which must divide the frame "
+                             f"size; got {frames.shape[-2]}x{frames.shape[-1]}")
+        window = self.net.in_len
+        chunk = frames[:, max(0, in_len - window) : in_len]
+        if chunk.shape[1] < window:  # fewer frames than the model was built for: repeat the first
+            first = chunk[:, :1].expand(-1, window - chunk.shape[1], -1, -1, -1)
+            chunk = torch.cat([first, chunk], dim=1)
+        chunks = []
+        for _ in range(-(-out_len // window)):
             chunk = self.net(chunk)
             chunks.append(chunk)
         future = torch.cat(chunks, dim=1)[:, :out_len]
@@ -396,4 +414,4 @@ def build_simvp(
         raise ValueError(f"alpha must be a number >= 0; got {ddr_alpha!r}")
     net = SimVPNet(channels, in_len, hid_S, hid_T, N_S, N_T, translator, spatio_kernel_enc,
                    spatio_kernel_dec, mlp_ratio, drop_path)
-    return SimVPPredictor(net, height, width, ddr_alpha)
+    return SimVPPredictor(net, scale, ddr_alpha)

@@ -2,8 +2,8 @@
 
 Wang et al. 2019, "Memory In Memory: A Predictive Neural Network for Learning Higher-Order
 Non-Stationarity from Spatiotemporal Dynamics", CVPR. Reference code: OpenSTL
-(chengtan9907/OpenSTL, 1312316), ``modules/mim_modules.py`` (``MIMBlock``, ``MIMN``) and
-``openstl/models/mim_model.py`` (``MIM_Model``), checked against the authors' TensorFlow code
+(chengtan9907/OpenSTL), ``modules/mim_modules.py`` at 1312316 (``MIMBlock``, ``MIMN``) and
+``openstl/models/mim_model.py`` at 9da43f4 (``MIM_Model``), checked against the authors' TensorFlow code
 (Yunbo426/MIM, ``src/layers/MIMBlock.py``, ``src/models/mim.py``). All convolutions are
 bias-free; forget bias b = 1.0.
 

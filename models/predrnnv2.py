@@ -2,10 +2,10 @@
 scheduled sampling: ``TrainConfig(sampling="reverse")``, see bench/schedule.py).
 
 Wang et al. 2022, "PredRNN: A Recurrent Neural Network for Spatiotemporal Predictive Learning",
-TPAMI. Reference code: OpenSTL (chengtan9907/OpenSTL, 9da43f4),
-``openstl/models/predrnnv2_model.py`` (``PredRNNv2_Model``) and ``modules/predrnnv2_modules.py``
-(``SpatioTemporalLSTMCellv2``), the same as the authors' thuml/predrnn-pytorch
-``core/models/predrnn_v2.py``.
+TPAMI. Reference code: OpenSTL (chengtan9907/OpenSTL),
+``openstl/models/predrnnv2_model.py`` at 9da43f4 (``PredRNNv2_Model``) and
+``modules/predrnnv2_modules.py`` at 1312316 (``SpatioTemporalLSTMCellv2``), which match the
+authors' thuml/predrnn-pytorch ``core/models/predrnn_v2.py``.
 
 The cell is PredRNN's ST-LSTM (models/predrnn.py) exposing its two memory increments,
 delta_c = sigmoid(i + i_h) * tanh(g + g_h) (so c' = sigmoid(f + f_h + 1) * c + delta_c) and

@@ -10,7 +10,10 @@ chunked rollout for out_len != in_len and the equations are in ``models/_simvp_b
 
 Frames go in un-patched (patch 1 in OpenSTL's configs): the encoder's stride-2 convolutions do
 the downsampling. The translator's width is in_len * hid_S, so a model is built for one
-``in_len`` (OpenSTL's ``in_shape[0]``); the smoke preset builds it with in_len 4.
+``in_len`` (OpenSTL's ``in_shape[0]``; the smoke preset builds it with 4). Called with another
+in_len, it reads the last in_len frames it was built for, or left-pads shorter inputs by
+repeating their first frame (an extension for the harness; OpenSTL has no such case).
+height and width are only checked: any multiple of 2^(N_S/2) runs.
 
 Deviation: OpenSTL's MidMetaNet gives its blocks stochastic-depth rates linspace(0.01, drop_path,
 N_T), so its "drop_path = 0" configs still drop the first N_T - 1 residual branches with rates
@@ -38,11 +41,8 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from ._simvp_blocks import build_simvp
+from ._simvp_blocks import build_simvp, preset_args
 from .registry import register_model
-
-SMOKE = {"in_len": 4, "hid_S": 8, "hid_T": 16, "N_S": 2, "N_T": 2}
-QUICK = {"in_len": 10, "hid_S": 16, "hid_T": 64, "N_S": 2, "N_T": 2}
 
 
 @register_model(
@@ -50,7 +50,7 @@ QUICK = {"in_len": 10, "hid_S": 16, "hid_T": 64, "N_S": 2, "N_T": 2}
     family="SimVP",
     paper="Tan et al. 2022, SimVP: Towards Simple yet Powerful Spatiotemporal Predictive "
     "Learning (gSTA translator; SimVP: Gao et al. 2022, CVPR)",
-    preset_args={"smoke": dict(SMOKE), "quick": dict(QUICK)},
+    preset_args=preset_args(),
 )
 def simvp(
     channels: int = 1,
@@ -75,7 +75,7 @@ def simvp(
     "simvp_incepu",
     family="SimVP",
     paper="Gao et al. 2022, SimVP: Simpler yet Better Video Prediction, CVPR (IncepU translator)",
-    preset_args={"smoke": dict(SMOKE), "quick": dict(QUICK)},
+    preset_args=preset_args(),
 )
 def simvp_incepu(
     channels: int = 1,

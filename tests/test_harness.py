@@ -1,9 +1,7 @@
 """End to end through the CLI on the smoke preset: outputs, skipping done cells, failures."""
 import json
-import sys
 
 import pytest
-import torch
 
 from bench.cli import main
 from bench.store import ResultsStore
@@ -92,5 +90,5 @@ def test_list_models_json(capsys):
 
 def test_list_models_table(capsys):
     assert main(["--list-models"]) == 0
-    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("modernn"))
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("modernn"))
     assert "5,867,600" in line

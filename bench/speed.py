@@ -1,0 +1,113 @@
+"""Timing and memory: medians after warm-up with device synchronisation, and a matmul peak probe."""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import statistics
+import threading
+import time
+
+import psutil
+import torch
+
+from .precision import synchronize
+
+
+def median_rate(run, items: int, device, warmup: int = 1, repeats: int = 5) -> dict:
+    """Items per second of ``run()``: the median over ``repeats`` timed calls after ``warmup``."""
+    for _ in range(warmup):
+        run()
+    synchronize(device)
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        synchronize(device)
+        rates.append(items / (time.perf_counter() - start))
+    return {"median": statistics.median(rates), "min": min(rates), "max": max(rates),
+            "repeats": repeats}
+
+
+class PeakMemory:
+    """Peak memory of a block, above what was in use when it began.
+
+    CUDA: ``max_memory_allocated`` after a reset. CPU: the resident set size sampled every
+    ``interval_s`` by a thread. Before the baseline is read, garbage is collected and the C
+    allocator hands its free memory back to the system (glibc), so that neither a previous
+    model's leftovers nor memory the allocator kept from it hide this block's own peak.
+    """
+
+    def __init__(self, device: torch.device, interval_s: float = 0.001):
+        self.device, self.interval_s = device, interval_s
+        self.peak_bytes = 0
+
+    def __enter__(self):
+        gc.collect()
+        if self.device.type == "cuda":
+            synchronize(self.device)
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+        else:
+            _release_free_cpu_memory()
+            self._process = psutil.Process()
+            self._base = self._peak = self._process.memory_info().rss
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self._peak = max(self._peak, self._process.memory_info().rss)
+            self._stop.wait(self.interval_s)
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            synchronize(self.device)
+            self.peak_bytes = torch.cuda.max_memory_allocated(self.device) - self._base
+        else:
+            self._stop.set()
+            self._thread.join()
+            self._peak = max(self._peak, self._process.memory_info().rss)
+            self.peak_bytes = self._peak - self._base
+        return False
+
+
+_M_MMAP_THRESHOLD = -3
+_libc = None
+
+
+def _release_free_cpu_memory() -> None:
+    """glibc: map large blocks directly (a fixed mmap threshold, returned to the system when
+    freed) and trim the heap, so that resident memory follows what is really in use."""
+    global _libc
+    if _libc is None:
+        name = ctypes.util.find_library("c")
+        try:
+            _libc = ctypes.CDLL(name) if name else False
+            if _libc:
+                _libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+        except (OSError, AttributeError):
+            _libc = False
+    if _libc:
+        try:
+            _libc.malloc_trim(0)
+        except AttributeError:  # not glibc
+            pass
+
+
+_PEAK_CACHE: dict[tuple, float] = {}
+
+
+def matmul_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32) -> float:
+    """The device's measured matrix-multiply throughput (FLOP/s), probed once per process."""
+    key = (str(device), dtype, torch.get_num_threads())
+    if key not in _PEAK_CACHE:
+        n = 4096 if device.type == "cuda" else 1024
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+        rate = median_rate(lambda: a @ b, 1, device, warmup=2, repeats=5)["median"]
+        _PEAK_CACHE[key] = 2 * n**3 * rate
+    return _PEAK_CACHE[key]
