@@ -7,30 +7,49 @@ import os
 import sys
 from pathlib import Path
 
+import datasets
 import models
 
 from .config import PRESETS, TrainConfig, apply_overrides, get_preset, parse_override
 from .precision import resolve_device
-from .report import summary_frame, write_report
-from .runner import RunRequest, run_grid
-from .store import ResultsStore
+from .reliability import check_model_args, check_train_overrides, parse_shard, safe_component
+from .report import write_report
+from .report.aggregate import cost_frame
+from .report.tables import cost_table
+from .runner import RunRequest, load_data, model_config, run_grid
+from .store import RECORDS_FILE, ResultsStore
 
 DEFAULT_MODELS = ["modernn", "convlstm", "predrnn", "persistence"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line on stderr, 'error: ...', exit code 2 (no usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="run_bench.py",
         description="Train and evaluate spatiotemporal predictors under one protocol.",
     )
     parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, metavar="NAME",
                         help="model names, shell wildcards ('predrnn*') or 'all' "
                              f"(default: {' '.join(DEFAULT_MODELS)})")
-    parser.add_argument("--dataset", default="mmnist", help="dataset (default: mmnist)")
+    parser.add_argument("--dataset", default="mmnist",
+                        help="dataset name (default: mmnist; see --list-datasets)")
+    parser.add_argument("--dataset-config", metavar="PATH",
+                        help="a TOML file describing your own dataset (its name names the "
+                             "results folder); see README 'Your own data'")
     parser.add_argument("--preset", default="quick", choices=list(PRESETS),
                         help="smoke: seconds; quick (default): minutes on a CPU; paper: the "
                              "authors' protocol")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="N")
+    parser.add_argument("--shard", metavar="I/N",
+                        help="run only the I-th of N disjoint parts of the (model, seed) grid "
+                             "(1 <= I <= N; round-robin over the sorted cells), e.g. for a "
+                             "SLURM job array writing to one store")
     parser.add_argument("--epochs", type=int, help="override the preset's epochs")
     parser.add_argument("--steps", type=int, help="override the preset's steps per epoch")
     parser.add_argument("--batch-size", type=int, help="override the preset's batch size")
@@ -47,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile-only", action="store_true",
                         help="measure parameters, FLOPs, throughput and memory without training")
     parser.add_argument("--list-models", action="store_true", help="list registered models")
+    parser.add_argument("--list-datasets", action="store_true",
+                        help="list registered datasets (with --dataset-config: and that one)")
     parser.add_argument("--format", choices=["table", "json"], default="table",
                         help="output format of --list-models")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -69,6 +90,31 @@ def list_models_table(fmt: str) -> str:
     return "\n".join(lines)
 
 
+def check_models_fit(request: RunRequest) -> None:
+    """Build each model once for the data's frame shape, so a configuration that cannot work
+    (e.g. a patch size that does not divide the frame size) is a clear error before training."""
+    try:
+        data = load_data(request.preset.data, request.data_root, request.cache_dir)
+    except (ValueError, KeyError):
+        raise
+    except Exception as error:  # unreadable or corrupt files: OSError, EOFError, zlib.error...
+        where = f" from --data-root {request.data_root!r}" if request.data_root else ""
+        raise ValueError(f"cannot load dataset {request.preset.data.dataset!r}{where}: "
+                         f"{type(error).__name__}: {error}") from None
+    for name in request.models:
+        safe_component(name, "model name")
+        check_model_args(name, models.get_spec(name).build, request.model_args)
+        config = model_config(name, request.preset, data, request.model_args)
+        try:
+            models.create_model(name, **config)
+        except ValueError as error:
+            raise ValueError(f"model {name!r} cannot take {data.name}'s "
+                             f"{data.channels}x{data.height}x{data.width} frames: {error}") from None
+        except Exception:  # anything else is recorded as that model's failure by the grid
+            pass
+    return data
+
+
 def make_request(args: argparse.Namespace) -> RunRequest:
     preset = get_preset(args.preset)
     overrides = dict(parse_override(text) for text in args.set)
@@ -78,9 +124,10 @@ def make_request(args: argparse.Namespace) -> RunRequest:
             if value < 1:
                 raise ValueError(f"--{key.replace('_', '-')} must be >= 1; got {value}")
             overrides[key] = value
-    preset.train = apply_overrides(preset.train, _coerce(overrides))
-    if args.dataset != preset.data.dataset:
-        preset.data = apply_overrides(preset.data, {"dataset": args.dataset})
+    preset.train = apply_overrides(preset.train, check_train_overrides(_coerce(overrides)))
+    fixed = datasets.get_dataset(args.dataset).fixed  # what a dataset fixes (its frame counts)
+    if args.dataset != preset.data.dataset or fixed:
+        preset.data = apply_overrides(preset.data, {"dataset": args.dataset, **fixed})
     out_root = Path(args.out)
     _check_writable(out_root)
     if args.data_root is not None and not Path(args.data_root).is_dir():
@@ -90,6 +137,7 @@ def make_request(args: argparse.Namespace) -> RunRequest:
         device=resolve_device(args.device), out_root=out_root, data_root=args.data_root,
         cache_dir=args.cache_dir, model_args=dict(parse_override(t) for t in args.model_arg),
         profile_only=args.profile_only, progress=not args.no_progress,
+        shard=parse_shard(args.shard) if args.shard is not None else None,
     )
 
 
@@ -109,22 +157,58 @@ def _check_writable(folder: Path) -> None:
                          "writable folder)")
 
 
+def report_main(argv: list[str]) -> int:
+    """``run_bench.py report [--out FOLDER ...]``: rebuild tables and plots from stores alone."""
+    parser = argparse.ArgumentParser(prog="run_bench.py report",
+                                     description="Rebuild every table and plot from the store.")
+    parser.add_argument("--out", nargs="+", default=["results"],
+                        help="results folders; each store found below them is reported")
+    args = parser.parse_args(argv)
+    stores = sorted({p.parent for root in args.out for p in Path(root).rglob(RECORDS_FILE)})
+    if not stores:
+        print(f"error: no {RECORDS_FILE} under {', '.join(args.out)}", file=sys.stderr)
+        return 2
+    for folder in stores:
+        print(f"report: {write_report(folder)}")
+    return 0
+
+
+def download_main(argv: list[str]) -> int:
+    from .download import main as download
+    return download(argv)
+
+
+SUBCOMMANDS = {"report": report_main, "download": download_main}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # bad arguments (one line already printed) or --help
+        return exit_.code
     try:
         if args.list_models:
             print(list_models_table(args.format))
             return 0
+        if args.dataset_config:
+            args.dataset = datasets.register_config(args.dataset_config)
+        if args.list_datasets:
+            print(datasets.datasets_table())
+            return 0
         request = make_request(args)
-    except (ValueError, KeyError, FileNotFoundError) as error:
+        data = check_models_fit(request)
+    except (ValueError, KeyError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    folder, new_records = run_grid(request)
+    folder, new_records = run_grid(request, data=data)
     records = [r for r in ResultsStore(folder).latest()
                if r["mode"] == ("profile" if request.profile_only else "train")
                and r["model"] in request.models]
     if request.profile_only:
-        print(summary_frame(records).to_markdown(index=False, floatfmt=".4g"))
+        print(cost_table(cost_frame(records)).to_markdown(index=False))
     else:
         write_report(folder)
         print((folder / "summary.md").read_text())

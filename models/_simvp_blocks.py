@@ -1,13 +1,14 @@
 """What SimVP (IncepU, gSTA) and TAU share: the spatial encoder / decoder, the translators, the
 chunked rollout and TAU's differential divergence regularisation (DDR).
 
-Follows OpenSTL (chengtan9907/OpenSTL, 1e8e374): ``openstl/models/simvp_model.py``
-(``SimVP_Model``, ``Encoder``, ``Decoder``, ``MidIncepNet``, ``MidMetaNet``, ``MetaBlock``),
-``openstl/modules/simvp_modules.py`` (``ConvSC``, ``gInception_ST``, ``GASubBlock``,
-``TAUSubBlock``), ``openstl/modules/layers/van.py`` (``MixMlp``), ``openstl/methods/simvp.py``
-(``_predict``) and ``openstl/methods/tau.py`` (``diff_div_reg``). Parameters are created in the
-same order and initialised the same way (including TAU's attention keeping PyTorch's default
-initialisation, because OpenSTL replaces the gSTA attention after initialising the block).
+Follows OpenSTL (chengtan9907/OpenSTL; read at 1e8e374, van.py at ae61bbd, methods/simvp.py at
+56a7ab2): ``openstl/models/simvp_model.py`` (``SimVP_Model``, ``Encoder``, ``Decoder``,
+``MidIncepNet``, ``MidMetaNet``, ``MetaBlock``), ``openstl/modules/simvp_modules.py``
+(``ConvSC``, ``gInception_ST``, ``GASubBlock``, ``TAUSubBlock``), ``openstl/modules/layers/van.py``
+(``MixMlp``), ``openstl/methods/simvp.py`` (``_predict``) and ``openstl/methods/tau.py``
+(``diff_div_reg``). The same parameters, initialised from the same distributions (including TAU's
+attention keeping PyTorch's default initialisation, because OpenSTL swaps the gSTA attention in
+after initialising the block); not the same random draws.
 
 Network (T input frames of C x H x W, N_S even):
   encoder  N_S x ConvSC(3x3 conv -> GroupNorm(2) -> SiLU); layers 1, 3, ... have stride 2,
@@ -27,19 +28,21 @@ import torch.nn.functional as F
 from ._cells import check_positive
 from .base import Prediction, check_call
 
-# Scaled-down settings for the harness presets (``preset_args()`` gives each model its own copy).
+# Scaled-down settings for the harness presets (``preset_args()`` gives each model its own copy);
+# in_len comes from the data, which the harness passes to every constructor that takes it.
 # smoke: 32x32 frames, 4 -> 4; the 2-layer encoder leaves a 16x16 latent.
 # quick: 64x64, 10 -> 10; N_S 4 keeps the reference's 16x16 latent, and a forward + backward of
 # batch 8 costs about 100 GFLOP for gSTA and TAU (less for IncepU), near ConvLSTM's quick setting
 # (81 GFLOP); N_S 2 would cost about 360 GFLOP, mostly gSTA's 8x MLP at 32x32.
 PRESET_ARGS = {
-    "smoke": {"in_len": 4, "hid_S": 8, "hid_T": 16, "N_S": 2, "N_T": 2},
-    "quick": {"in_len": 10, "hid_S": 16, "hid_T": 64, "N_S": 4, "N_T": 2},
+    "smoke": {"hid_S": 8, "hid_T": 16, "N_S": 2, "N_T": 2},
+    "quick": {"hid_S": 16, "hid_T": 64, "N_S": 4, "N_T": 2},
 }
 
 
 def preset_args() -> dict[str, dict]:
     return {preset: dict(args) for preset, args in PRESET_ARGS.items()}
+
 
 # ---------------------------------------------------------------- initialisation (OpenSTL's)
 

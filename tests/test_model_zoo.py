@@ -10,7 +10,7 @@ from bench.runner import model_config
 from bench.schedule import sequence_loss
 
 SMOKE = get_preset("smoke")
-FRAME = SimpleNamespace(channels=1, height=32, width=32)
+FRAME = SimpleNamespace(channels=1, height=32, width=32, in_len=4, out_len=4)
 ALL = models.list_models()
 TRAINABLE = [n for n in ALL if n != "persistence"]
 

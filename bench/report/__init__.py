@@ -1,0 +1,109 @@
+"""Every table and plot of a results folder, rebuilt from its store alone (no retraining)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..store import ResultsStore
+from . import plots
+from .aggregate import accuracy_frame, cost_frame, history_frame, per_frame_frame
+from .tables import accuracy_table, cost_table, csv_table, to_latex
+
+BASELINE = "modernn"
+
+CONVENTIONS = (
+    "MSE and MAE are summed over the pixels of a frame (the field's convention), then averaged over "
+    "predicted frames and test clips; MSE/pixel is the per-pixel mean. Predictions are clipped to "
+    "[0, 1] before every metric. SSIM: scikit-image's definition (7x7 uniform window) on uint8 "
+    "frames. PSNR: per frame from the per-pixel MSE, peak 1. Values are mean ± standard deviation "
+    "over seeds; bold marks the best value of a column; † marks a test MSE whose difference from "
+    f"{BASELINE} is not significant (paired t-test over seeds, p >= 0.05)."
+)
+
+
+def write_report(folder: str | Path) -> Path:
+    """Writes the tables, plots, example grids/GIFs and README.md index of ``folder``."""
+    folder = Path(folder)
+    records = [r for r in ResultsStore(folder).latest() if r["mode"] == "train"]
+    if not records:
+        raise ValueError(f"no training records in {folder}; run the benchmark first")
+    acc, cost = accuracy_frame(records, BASELINE), cost_frame(records)
+    info = records[0]["dataset_info"]
+    setup = _setup(records)
+    caption = f"{info['name']} ({info['source']}), preset {records[0]['preset']}"
+
+    accuracy_md = accuracy_table(acc, baseline=BASELINE).to_markdown(index=False)
+    cost_md = cost_table(cost).to_markdown(index=False)
+    (folder / "summary.md").write_text(
+        f"# Accuracy: {caption}\n\n{accuracy_md}\n\n{CONVENTIONS}\n\n"
+        f"# Cost\n\n{cost_md}\n\n{_cost_note(setup)}\n"
+    )
+    csv_table(acc, cost).to_csv(folder / "summary.csv", index=False)
+    (folder / "summary.tex").write_text(
+        to_latex(accuracy_table(acc, latex=True, baseline=BASELINE), f"Accuracy on {caption}. "
+                 + CONVENTIONS, "tab:accuracy") + "\n"
+        + to_latex(cost_table(cost, latex=True), f"Cost on {caption}. " + _cost_note(setup),
+                   "tab:cost")
+    )
+
+    figures = []
+    per_frame = per_frame_frame(records)
+    per_frame.to_csv(folder / "per_frame.csv", index=False)
+    if not per_frame.empty:
+        figures.append(("Per-frame accuracy", plots.per_frame(per_frame, folder / "per_frame")[0]))
+        figures.append(("Accuracy against cost", plots.pareto(acc, cost, folder / "pareto")[0]))
+    history = history_frame(records)
+    if not history.empty:
+        figures.append(("Training curves", plots.loss_curves(history, folder / "loss_curves")[0]))
+    if "train_seq_s" in cost:
+        figures.append(("Throughput and memory", plots.cost_bars(cost, folder / "cost_bars")[0]))
+    examples = []
+    for npz in sorted((folder / "examples").glob("*.npz")):
+        with np.load(npz, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        title = npz.stem.replace("__", ", ")
+        examples.append((title, plots.example_grid(arrays, title, npz.with_suffix(".png")),
+                         plots.example_gif(arrays, npz.with_suffix(".gif"))))
+    _write_index(folder, caption, accuracy_md, cost_md, setup, figures, examples)
+    return folder / "summary.md"
+
+
+def _setup(records: list[dict]) -> dict:
+    costs = [r["cost"] for r in records if r.get("cost")]
+    return {
+        "devices": sorted({r["device_name"] for r in records}),
+        "amp": sorted({str(c.get("amp")) for c in costs}),
+        "batch": sorted({str(c.get("bench_batch")) for c in costs}),
+        "threads": sorted({str(c.get("threads")) for c in costs}),
+    }
+
+
+def _cost_note(setup: dict) -> str:
+    return (
+        "GMACs: one whole test rollout at batch 1, one multiply-add counted as one: fvcore's count "
+        "(also counts normalisation layers) and PyTorch's flop counter (matrix products and "
+        "convolutions only). Throughput: sequences per second, median of timed repeats after a "
+        "warm-up, with device synchronisation; training = one iteration of the configured protocol. "
+        "Memory: peak above the start (CUDA: max allocated; CPU: resident set growth). "
+        "Efficiency: achieved FLOP/s over the measured matmul peak of the device. "
+        f"Measured on {', '.join(setup['devices'])}; mixed precision {', '.join(setup['amp'])}; "
+        f"batch {', '.join(setup['batch'])}; threads {', '.join(setup['threads'])}."
+    )
+
+
+def _write_index(folder, caption, accuracy_md, cost_md, setup, figures, examples) -> None:
+    lines = [f"# {caption}", "", "## Accuracy", "", accuracy_md, "", CONVENTIONS, "",
+             "## Cost", "", cost_md, "", _cost_note(setup), "",
+             "Tables: [summary.md](summary.md), [summary.csv](summary.csv), "
+             "[summary.tex](summary.tex) (LaTeX, booktabs), [per_frame.csv](per_frame.csv); "
+             "the store: [records.jsonl](records.jsonl).", ""]
+    for title, path in figures:
+        lines += [f"## {title}", "", f"![{title}]({path.name}) ([PDF]({path.with_suffix('.pdf').name}))", ""]
+    if examples:
+        lines += ["## Example predictions", ""]
+        for title, grid, gif in examples:
+            rel = f"examples/{grid.name}"
+            lines += [f"### {title}", "", f"![{title}]({rel})", "",
+                      f"![{title}, animated: target | prediction](examples/{gif.name})", ""]
+    (folder / "README.md").write_text("\n".join(lines))

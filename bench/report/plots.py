@@ -1,0 +1,140 @@
+"""Figures (seaborn; PNG and PDF) and example frames (PNG grid and animated GIF)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from PIL import Image  # noqa: E402
+
+
+def save(figure, path: Path) -> list[Path]:
+    figure.tight_layout()
+    paths = [path.with_suffix(".png"), path.with_suffix(".pdf")]
+    for p in paths:
+        figure.savefig(p, dpi=120)
+    plt.close(figure)
+    return paths
+
+
+def per_frame(per_frame: pd.DataFrame, path: Path) -> list[Path]:
+    """MSE and SSIM per predicted frame; bands are one standard deviation over seeds."""
+    sns.set_theme(style="whitegrid")
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for axis, metric, label in ((axes[0], "mse", "MSE per frame (sum over pixels)"),
+                                (axes[1], "ssim", "SSIM per frame")):
+        sns.lineplot(per_frame, x="frame", y=metric, hue="model", marker="o", errorbar="sd", ax=axis)
+        axis.set(xlabel="predicted frame", ylabel=label)
+    return save(figure, path)
+
+
+def pareto(acc: pd.DataFrame, cost: pd.DataFrame, path: Path) -> list[Path]:
+    """Test MSE against compute and against training throughput, with the Pareto front."""
+    frame = acc[acc["status"] == "ok"].merge(cost, on="model")
+    frame["params (M)"] = frame["params"] / 1e6
+    sns.set_theme(style="whitegrid")
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    panels = ((axes[0], "gmacs_fvcore", "GMACs per test rollout (fvcore)", True),
+              (axes[1], "train_seq_s", "training throughput (sequences/s)", False))
+    for axis, key, label, lower in panels:
+        points = frame.dropna(subset=[key])
+        points = points[points[key] > 0] if lower else points
+        if points.empty:
+            axis.set_visible(False)
+            continue
+        sns.scatterplot(points, x=key, y="mse", hue="model", size="params (M)", sizes=(40, 400),
+                        ax=axis, legend=axis is axes[0])
+        for _, row in points.iterrows():
+            axis.annotate(row["model"], (row[key], row["mse"]), textcoords="offset points",
+                          xytext=(6, 4), fontsize=8)
+        front = _pareto_front(points[key].to_numpy(), points["mse"].to_numpy(), lower)
+        axis.plot(*front, color="0.3", linestyle="--", linewidth=1, label="Pareto front",
+                  drawstyle="steps-post" if lower else "steps-pre")
+        axis.set(xlabel=label, ylabel="test MSE (sum/frame)")
+        if lower and points[key].max() / max(points[key].min(), 1e-12) > 20:
+            axis.set_xscale("log")
+    if axes[0].get_legend():
+        axes[0].legend(fontsize=7, loc="best")
+    figure.suptitle("accuracy against cost (marker size: parameters)", fontsize=10)
+    return save(figure, path)
+
+
+def _pareto_front(x: np.ndarray, y: np.ndarray, x_lower_is_better: bool):
+    """Points not beaten on both axes (lower y; lower or higher x), as a staircase."""
+    order = np.argsort(x if x_lower_is_better else -x)
+    front_x, front_y, best = [], [], np.inf
+    for i in order:
+        if y[i] < best:
+            best = y[i]
+            front_x.append(x[i])
+            front_y.append(y[i])
+    return front_x, front_y
+
+
+def loss_curves(history: pd.DataFrame, path: Path) -> list[Path]:
+    sns.set_theme(style="whitegrid")
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    sns.lineplot(history, x="epoch", y="train_loss", hue="model", errorbar="sd", ax=axes[0])
+    axes[0].set(yscale="log", ylabel="training loss (configured loss)", title="training")
+    sns.lineplot(history, x="epoch", y="val_mse", hue="model", errorbar="sd", ax=axes[1])
+    axes[1].set(ylabel="validation MSE (sum/frame)", title="validation")
+    return save(figure, path)
+
+
+def cost_bars(cost: pd.DataFrame, path: Path) -> list[Path]:
+    columns = [("train_seq_s", "training (seq/s)"), ("infer_seq_s", "inference (seq/s)"),
+               ("train_peak_mb", "training peak memory (MB)"),
+               ("infer_peak_mb", "inference peak memory (MB)")]
+    columns = [(k, label) for k, label in columns if k in cost]
+    sns.set_theme(style="whitegrid")
+    figure, axes = plt.subplots(1, len(columns), figsize=(3.6 * len(columns), 3.8), squeeze=False)
+    for axis, (key, label) in zip(axes[0], columns, strict=True):
+        sns.barplot(cost, x="model", y=key, hue="model", ax=axis, legend=False)
+        axis.set(xlabel="", ylabel="", title=label)
+        axis.tick_params(axis="x", rotation=45)
+    return save(figure, path)
+
+
+def example_grid(arrays: dict[str, np.ndarray], title: str, path: Path) -> Path:
+    """Rows: input, target and prediction of each example clip; columns: time."""
+    rows = [("input", arrays["input"]), ("target", arrays["target"]),
+            ("prediction", arrays["prediction"])]
+    clips = rows[0][1].shape[0]
+    frames = max(a.shape[1] for _, a in rows)
+    figure, axes = plt.subplots(3 * clips, frames, figsize=(frames * 0.9, 3 * clips * 0.95),
+                                squeeze=False)
+    for clip in range(clips):
+        for r, (label, array) in enumerate(rows):
+            line = axes[clip * 3 + r]
+            for t, axis in enumerate(line):
+                axis.axis("off")
+                if t < array.shape[1]:
+                    axis.imshow(_image(array[clip, t]), cmap="gray", vmin=0, vmax=255)
+            line[0].set_title(f"{label} (clip {clip + 1})", fontsize=7, loc="left")
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def example_gif(arrays: dict[str, np.ndarray], path: Path, scale: int = 2) -> Path:
+    """Per frame, side by side: input then target | prediction (the first clip)."""
+    inputs, target, prediction = arrays["input"][0], arrays["target"][0], arrays["prediction"][0]
+    gap = np.full_like(_image(inputs[0]), 128)[:, :2]
+    frames = [np.hstack([_image(f), gap, np.zeros_like(_image(f))]) for f in inputs]
+    frames += [np.hstack([_image(t), gap, _image(p)]) for t, p in zip(target, prediction, strict=True)]
+    images = [Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST)
+              for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=200, loop=0)
+    return path
+
+
+def _image(frame: np.ndarray) -> np.ndarray:
+    """[C, H, W] uint8 -> 2-D (first channel) or RGB [H, W, 3]."""
+    return frame[0] if frame.shape[0] != 3 else frame.transpose(1, 2, 0)

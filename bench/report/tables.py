@@ -1,0 +1,97 @@
+"""Accuracy and cost tables as Markdown, CSV and LaTeX (booktabs), best value per column marked."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from .aggregate import ACCURACY, COST, SIGNIFICANCE_LEVEL
+
+DIGITS = {"mse": 2, "mse_per_pixel": 5, "mae": 1, "ssim": 4, "psnr": 2}
+NOT_SIGNIFICANT = "†"
+
+
+def accuracy_table(acc: pd.DataFrame, latex: bool = False, baseline: str = "modernn") -> pd.DataFrame:
+    """Display table: mean ± std per metric, best bold, '†' where the MSE difference from the
+    baseline is not significant (paired t-test over seeds, p >= 0.05)."""
+    out = pd.DataFrame({"model": acc["model"].map(lambda m: _text(m, latex))})
+    ok = acc["status"] == "ok"
+    for key, (label, lower) in ACCURACY.items():
+        best = _best(acc.loc[ok, key], lower)
+        cells = []
+        for _, row in acc.iterrows():
+            cell = _mean_std(row[key], row[f"{key}_std"], DIGITS[key], latex)
+            if row["status"] == "ok" and best is not None and row[key] == best:
+                cell = _bold(cell, latex)
+            if key == "mse" and row["p_vs_baseline"] >= SIGNIFICANCE_LEVEL:
+                cell += NOT_SIGNIFICANT if not latex else r"$^\dagger$"
+            cells.append(cell)
+        out[label] = cells
+    out["seeds"] = acc["seeds"]
+    out[f"p vs {baseline}"] = acc["p_vs_baseline"].map(lambda p: "" if math.isnan(p) else f"{p:.3f}")
+    if not ok.all():
+        out["status"] = acc["status"].map(lambda s: _text(s, latex))
+    return out
+
+
+def cost_table(cost: pd.DataFrame, latex: bool = False) -> pd.DataFrame:
+    out = pd.DataFrame({"model": cost["model"].map(lambda m: _text(m, latex))})
+    for key, (label, lower, scale) in COST.items():
+        if key not in cost:
+            continue
+        values = pd.to_numeric(cost[key], errors="coerce") * scale
+        best = _best(values[values > 0] if lower else values, lower)
+        out[label] = [
+            "" if pd.isna(v) else _bold(_number(v), latex) if best is not None and v == best
+            else _number(v) for v in values
+        ]
+    if "unused_params" in cost and (cost["unused_params"].fillna(0) > 0).any():
+        out["unused params"] = cost["unused_params"].map(lambda n: "" if pd.isna(n) else f"{int(n):,}")
+    return out
+
+
+def csv_table(acc: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
+    """Machine-readable: every number as a number, one row per model."""
+    return acc.merge(cost, on="model", how="left")
+
+
+def to_latex(table: pd.DataFrame, caption: str, label: str) -> str:
+    return table.to_latex(index=False, escape=False, caption=_text(caption, True), label=label,
+                          column_format="l" + "r" * (len(table.columns) - 1))
+
+
+def _best(values: pd.Series, lower: bool):
+    values = values.dropna()
+    if len(values) < 2:
+        return None
+    return values.min() if lower else values.max()
+
+
+def _mean_std(mean: float, std: float, digits: int, latex: bool) -> str:
+    if pd.isna(mean):
+        return "failed" if not latex else "--"
+    text = f"{mean:.{digits}f}"
+    if not pd.isna(std):
+        text += (r" $\pm$ " if latex else " ± ") + f"{std:.{digits}f}"
+    return text
+
+
+def _number(value: float) -> str:
+    if value == 0:
+        return "0"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def _bold(text: str, latex: bool) -> str:
+    return rf"\textbf{{{text}}}" if latex else f"**{text}**"
+
+
+def _text(text: str, latex: bool) -> str:
+    if not latex:
+        return str(text).replace("|", "/")
+    for char, escaped in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"),
+                          ("#", r"\#"), ("$", r"\$")):
+        text = str(text).replace(char, escaped)
+    return text

@@ -1,0 +1,93 @@
+"""Reports rebuilt from a store written by hand: rows, means, deviations, failures, plots."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.report import write_report
+from bench.report.aggregate import accuracy_frame
+from bench.store import ResultsStore
+
+INFO = {"name": "toy", "source": "hand-written records"}
+
+
+def record(model, seed, mse, ssim=0.9, status="ok", error=None):
+    per_frame = {"mse": [mse - 1, mse + 1], "mse_per_pixel": [mse / 4096] * 2, "mae": [2 * mse] * 2,
+                 "psnr": [20.0, 19.0], "ssim": [ssim, ssim - 0.01]}
+    headline = {k: float(np.mean(v)) for k, v in per_frame.items()}
+    cost = {"params": 1000, "used_params": 1000, "gmacs_fvcore": 1.0 + seed, "gmacs_torch": 1.0,
+            "train_seq_s": 5.0, "infer_seq_s": 50.0, "infer_ms_per_seq_b1": 20.0,
+            "train_peak_mb": 10.0, "infer_peak_mb": 2.0, "train_efficiency": 0.1,
+            "amp": "none", "bench_batch": 8, "threads": 2}
+    ok = status == "ok"
+    return {
+        "mode": "train", "model": model, "dataset": "toy", "preset": "quick", "seed": seed,
+        "config_hash": "abc", "status": status, "error": error, "dataset_info": INFO,
+        "device_name": "test CPU",
+        "metrics": {"headline": headline, "per_frame": per_frame} if ok else None,
+        "cost": cost if ok else None,
+        "train": {"wall_s": 60.0, "history": [{"epoch": 1, "train_loss": 3.0, "val_mse": mse + 5},
+                                              {"epoch": 2, "train_loss": 2.0, "val_mse": mse}]}
+        if ok else None,
+    }
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = ResultsStore(tmp_path)
+    # modernn: seeds 0-2; convlstm: seeds 0-2, always 10 worse; persistence: one seed; one failure
+    for seed, mse in enumerate([20.0, 22.0, 24.0]):
+        store.append(record("modernn", seed, mse))
+        store.append(record("convlstm", seed, mse + 10 + seed * 0.5, ssim=0.8))
+    store.append(record("persistence", 0, 80.0, ssim=0.6))
+    store.append(record("broken", 0, 0.0, status="failed", error="RuntimeError: boom at step 3"))
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    rng = np.random.default_rng(0)
+    np.savez_compressed(examples / "modernn__seed0.npz",
+                        **{k: rng.integers(0, 255, (2, n, 1, 16, 16), dtype=np.uint8)
+                           for k, n in (("input", 3), ("target", 2), ("prediction", 2))})
+    return store
+
+
+def test_accuracy_rows_means_deviations_and_paired_test(store):
+    acc = accuracy_frame(store.latest()).set_index("model")
+    assert list(acc.index) == ["modernn", "convlstm", "persistence", "broken"]
+    assert acc.loc["modernn", "mse"] == pytest.approx(22.0)
+    assert acc.loc["modernn", "mse_std"] == pytest.approx(2.0)  # sample std of 20, 22, 24
+    assert acc.loc["convlstm", "mse"] == pytest.approx(32.5)
+    assert acc.loc["modernn", "seeds"] == 3 and acc.loc["persistence", "seeds"] == 1
+    assert np.isnan(acc.loc["persistence", "mse_std"])
+    assert acc.loc["convlstm", "p_vs_baseline"] < 0.05  # consistently worse on every seed
+    assert np.isnan(acc.loc["persistence", "p_vs_baseline"])  # one seed: no test
+    assert acc.loc["broken", "status"] == "failed: RuntimeError: boom at step 3"
+
+
+def test_written_tables_mark_best_and_failures(store, tmp_path):
+    write_report(tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "**22.00 ± 2.00**" in summary  # best MSE, bold, with its deviation
+    assert "failed: RuntimeError: boom at step 3" in summary
+    assert "hand-written records" in summary  # the data source is in the caption
+    csv = pd.read_csv(tmp_path / "summary.csv").set_index("model")
+    assert csv.loc["convlstm", "mse"] == pytest.approx(32.5)
+    latex = (tmp_path / "summary.tex").read_text()
+    assert r"\toprule" in latex and r"\textbf{22.00 $\pm$ 2.00}" in latex
+    assert "per_frame.png" in (tmp_path / "README.md").read_text()
+
+
+def test_plots_and_examples_are_written(store, tmp_path):
+    write_report(tmp_path)
+    for name in ("per_frame", "pareto", "loss_curves", "cost_bars"):
+        for suffix in (".png", ".pdf"):
+            assert (tmp_path / f"{name}{suffix}").stat().st_size > 1000, name + suffix
+    assert (tmp_path / "examples" / "modernn__seed0.png").stat().st_size > 1000
+    gif = tmp_path / "examples" / "modernn__seed0.gif"
+    assert gif.read_bytes()[:6] == b"GIF89a"
+
+
+def test_report_command_rebuilds_from_the_store(store, tmp_path, capsys):
+    assert main(["report", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "README.md").exists()
+    assert "report:" in capsys.readouterr().out
+    assert main(["report", "--out", str(tmp_path / "nothing")]) == 2
