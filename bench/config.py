@@ -34,6 +34,8 @@ class TrainConfig:
     amp: str = "none"  # none | bf16 | fp16 (fp16 on CUDA only)
     eval_batch_size: int = 32
     checkpoint_every: int = 1  # epochs
+    # also checkpoint (last.pt) every this many iterations, mid-epoch; 0: at epoch ends only
+    checkpoint_every_steps: int = 0
 
 
 @dataclass

@@ -26,9 +26,14 @@ class ResultsStore:
     def append(self, record: dict) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         line = json.dumps(record, sort_keys=True, allow_nan=False) + "\n"
-        with open(self.path, "a", encoding="utf-8") as handle:
+        with open(self.path, "a+", encoding="utf-8") as handle:  # a+: readable, for pread
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
+                # A crash mid-write can leave a last line without its newline: end it first, so
+                # that only the damaged record is lost, never this one.
+                size = os.fstat(handle.fileno()).st_size
+                if size and os.pread(handle.fileno(), 1, size - 1) != b"\n":
+                    line = "\n" + line
                 handle.write(line)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -40,7 +45,7 @@ class ResultsStore:
         if not self.path.exists():
             return []
         records = []
-        with open(self.path, encoding="utf-8") as handle:
+        with open(self.path, encoding="utf-8", errors="replace") as handle:
             for number, line in enumerate(handle, 1):
                 if not line.strip():
                     continue

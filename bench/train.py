@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import os
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -26,6 +28,7 @@ class TrainResult:
     best_epoch: int | None = None
     best_val_mse: float | None = None
     resumed_from_epoch: int | None = None
+    resumed_from_step: int | None = None  # iteration a resumed run started from (mid-epoch too)
     wall_s: float = 0.0
 
 
@@ -87,21 +90,42 @@ class Trainer:
         return total / len(passes)
 
     def fit(self, progress: bool = True) -> TrainResult:
+        """Trains from the last checkpoint (if any); an error carries ``failed_step``."""
+        self.step = None  # the iteration being run, for error reports
+        try:
+            return self._fit(progress)
+        except Exception as error:
+            error.failed_step = self.step
+            raise
+
+    def _fit(self, progress: bool) -> TrainResult:
         cfg, result = self.cfg, TrainResult()
-        start_epoch = self._resume(result)
+        start_epoch, start_batch, resumed = self._resume(result)
         started = time.perf_counter()
         for epoch in range(start_epoch, cfg.epochs):
             self.model.train()
             # Data and sampling draws are seeded per epoch, so a resumed run sees the same stream.
             batches = self.data.train_batches(cfg.batch_size, seed=self.seed * 100_003 + epoch)
             generator = torch.Generator().manual_seed(self.seed * 100_019 + epoch)
-            bar = tqdm(range(cfg.steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            first, losses = 0, []
+            if resumed is not None and epoch == start_epoch and start_batch:
+                # Mid-epoch: skip the batches already trained on; restore the mask draws.
+                for _ in range(start_batch):
+                    next(batches)
+                generator.set_state(resumed["generator"])
+                first, losses = start_batch, list(resumed["losses"])
+            bar = tqdm(range(first, cfg.steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}",
                        disable=not progress, leave=False, dynamic_ncols=True)
-            losses = []
             for i in bar:
+                self.step = epoch * cfg.steps_per_epoch + i
                 frames = next(batches).to(self.device, non_blocking=True)
-                losses.append(self.training_step(frames, epoch * cfg.steps_per_epoch + i, generator))
+                losses.append(self.training_step(frames, self.step, generator))
                 bar.set_postfix(loss=f"{losses[-1]:.4g}")
+                every = cfg.checkpoint_every_steps
+                if every and (self.step + 1) % every == 0 and i + 1 < cfg.steps_per_epoch:
+                    self._save("last.pt", epoch, result, batch=i + 1, losses=losses,
+                               generator=generator)
+            self.step = None
             self.scheduler.step()
             val = evaluate(self.model, self.data.val, self.data.in_len, self.data.out_len,
                            self.device, cfg.eval_batch_size, cfg.amp)["headline"]
@@ -120,14 +144,21 @@ class Trainer:
         self._load_best()
         return result
 
-    def _save(self, name: str, epoch: int, result: TrainResult) -> None:
+    def _save(self, name: str, epoch: int, result: TrainResult, batch: int = 0,
+              losses: list | None = None, generator: torch.Generator | None = None) -> None:
+        """At an epoch end (``batch`` 0: resume at the next epoch) or mid-epoch (resume at
+        iteration ``batch`` of ``epoch`` with the mask generator's state and the losses so far)."""
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "epoch": epoch + 1,
+            "epoch": epoch + 1 if batch == 0 else epoch,
+            "batch": batch,
+            "losses": list(losses or []),
+            "generator": generator.get_state() if generator is not None else None,
+            "rng": _rng_states(),
             "history": result.history,
             "best": [result.best_epoch, result.best_val_mse],
         }
@@ -135,10 +166,11 @@ class Trainer:
         torch.save(state, tmp)
         os.replace(tmp, self.checkpoint_dir / name)  # atomic: a crash never leaves half a file
 
-    def _resume(self, result: TrainResult) -> int:
+    def _resume(self, result: TrainResult) -> tuple[int, int, dict | None]:
+        """(epoch, iteration within it, checkpoint) to start from; (0, 0, None) when fresh."""
         path = self.checkpoint_dir / "last.pt"
         if not path.exists():
-            return 0
+            return 0, 0, None
         state = torch.load(path, map_location=self.device, weights_only=True)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -146,11 +178,39 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         result.history = list(state["history"])
         result.best_epoch, result.best_val_mse = state["best"]
+        batch = state.get("batch", 0)
         result.resumed_from_epoch = state["epoch"]
-        return state["epoch"]
+        result.resumed_from_step = state["epoch"] * self.cfg.steps_per_epoch + batch
+        if state.get("rng") is not None:
+            _set_rng_states(state["rng"])
+        if state.get("generator") is not None:
+            state["generator"] = state["generator"].cpu()
+        return state["epoch"], batch, state
 
     def _load_best(self) -> None:
         path = self.checkpoint_dir / "best.pt"
         if path.exists():
             state = torch.load(path, map_location=self.device, weights_only=True)
             self.model.load_state_dict(state["model"])
+
+
+def _rng_states() -> dict:
+    """Global random states (torch, CUDA, NumPy, Python) as tensors and lists (weights_only-safe)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+        "python": [version, list(internal), gauss_next],
+    }
+
+
+def _set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"].cpu())
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
+    kind, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))

@@ -30,7 +30,8 @@ def split_rng(split: str, seed: int, *more: int) -> np.random.Generator:
 class SequenceData:
     """A sequence dataset: frames are float32 ``[T, C, H, W]`` in [0, 1], ``T = in + out``.
 
-    ``make_train_clips(batch_size, rng)`` returns uint8 clips ``[B, T, C, H, W]``; ``files``
+    ``make_train_clips(batch_size, rng)`` returns clips ``[B, T, C, H, W]``, uint8 pixels or
+    float32 already in [0, 1]; ``files``
     names the files behind the evaluation splits (and the digit source) for ``describe``.
     """
 
@@ -60,7 +61,10 @@ class SequenceData:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         rng = split_rng("train", seed)
         while True:
-            yield torch.from_numpy(to_unit_float(self.make_train_clips(batch_size, rng)))
+            clips = self.make_train_clips(batch_size, rng)
+            # uint8 clips are pixels (divided by 255); float clips are already in [0, 1]
+            clips = to_unit_float(clips) if clips.dtype == np.uint8 else clips.astype(np.float32)
+            yield torch.from_numpy(clips)
 
     def describe(self) -> dict:
         """JSON-able summary: identity, sizes, split sizes, and each file with its sha256."""

@@ -22,9 +22,11 @@ patchify; the frames reach the model whole (the returned wrapper has patch 1).
 Auxiliary loss (the moment constraint): for every input channel b of F's 7x7 convolution, the
 moment matrix of its 49 kernels, m[n] = M w[n, b] M^T with M[i, j] = (j - 3)^i / i!, should be
 the one-hot matrix e_(n // 7, n % 7), so kernel n approximates the derivative of order
-(n // 7, n % 7). The loss is moment_weight * sum_b mean((m - target)^2), as OpenSTL adds it.
-The harness's default loss sums errors over pixels, so at weight 1 the constraint weighs far less
-there than in OpenSTL's per-pixel-mean losses; raise ``moment_weight`` to match that balance.
+(n // 7, n % 7). The loss is moment_weight * sum_b mean((m - target)^2), the term OpenSTL and
+the authors add (weight 1) to a *sum over the predicted frames* of per-frame mean squared errors.
+The harness weighs an auxiliary loss against a per-element mean over all frames instead, so at
+weight 1 the constraint counts ~19x more here (10 -> 10) than there; moment_weight = 1 / 19
+restores their balance under the harness's 'mse' loss.
 
 Not kept: the PhyCell-only and ConvLSTM-only decodings OpenSTL computes each step for
 visualisation; OpenSTL's own teacher forcing (the harness's scheduled sampling replaces it).

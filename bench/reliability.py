@@ -1,0 +1,164 @@
+"""Guards around a benchmark run: input validation before training, safe path components,
+grid sharding, and recovery from a failed cell (out of memory, divergence)."""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import inspect
+import re
+import typing
+from typing import Any
+
+import torch
+
+from .config import TrainConfig
+
+# Closed sets of values of TrainConfig's string options.
+CHOICES = {
+    "optimizer": ("adamw", "adam"),
+    "lr_schedule": ("cosine", "constant"),
+    "loss": ("mse+l1", "mse"),
+    "sampling": ("linear", "reverse", "none"),
+    "amp": ("none", "bf16", "fp16"),
+}
+AT_LEAST = {"epochs": 1, "steps_per_epoch": 1, "batch_size": 1, "eval_batch_size": 1,
+            "checkpoint_every": 1, "checkpoint_every_steps": 0, "sampling_steps": 0}
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*")
+
+
+# ---------------------------------------------------------------------------- path components
+def safe_component(name: str, what: str = "name") -> str:
+    """``name`` unchanged if it can be one path component under the output folder, else an error.
+
+    Accepted: letters, digits and ``_ . + = -``, starting with a letter or digit, no '..'.
+    """
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or ".." in name:
+        raise ValueError(f"{what} {name!r} cannot be used in a file name; accepted: letters, "
+                         "digits and _ . + = - (starting with a letter or digit, no '..', "
+                         "no path separators)")
+    return name
+
+
+# ---------------------------------------------------------------------------- sharding
+def parse_shard(text: str) -> tuple[int, int]:
+    """``'i/n'`` -> (i, n) with 1 <= i <= n."""
+    index, sep, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i = n = 0
+    if not sep or n < 1 or not 1 <= i <= n:
+        raise ValueError(f"--shard {text!r}: expected i/n with integers 1 <= i <= n, e.g. 1/4 "
+                         "(the first of four parts)")
+    return i, n
+
+
+def shard_cells(model_names: list[str], seeds: list[int],
+                shard: tuple[int, int] | None = None) -> list[tuple[str, int]]:
+    """The (model, seed) cells of the grid, sorted; with ``shard=(i, n)`` every n-th from the
+    i-th (round-robin), so the n shards are disjoint and together cover the grid."""
+    if shard is None:  # the whole grid, in the order asked for
+        return [(name, seed) for name in model_names for seed in dict.fromkeys(seeds)]
+    cells = sorted({(name, seed) for name in model_names for seed in seeds})
+    i, n = shard
+    return cells[i - 1::n]
+
+
+# ---------------------------------------------------------------------------- overrides
+def _type_name(kind) -> str:
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is tuple:
+        return f"a list of {len(args)} {' and '.join(_type_name(a) for a in args)} values"
+    if type(None) in args:
+        return " or ".join(_type_name(a) for a in args if a is not type(None)) + " or null"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
+        kind, str(kind))
+
+
+def _coerce(value: Any, kind) -> Any:
+    """``value`` as ``kind`` (int, float, bool, str, tuple[...], X | None), or TypeError."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if type(None) in args:
+        if value is None:
+            return None
+        return _coerce(value, next(a for a in args if a is not type(None)))
+    if origin is tuple:
+        if isinstance(value, (list, tuple)) and len(value) == len(args):
+            return tuple(_coerce(v, a) for v, a in zip(value, args, strict=True))
+        raise TypeError
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise TypeError
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise TypeError
+    if kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise TypeError
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise TypeError
+    return value
+
+
+def check_train_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+    """``--set`` values checked against TrainConfig's field types and allowed values; returns
+    them coerced (3 -> 3.0 for a float, lists -> tuples); a bad value is a ValueError naming it."""
+    hints = typing.get_type_hints(TrainConfig)
+    fields = [f.name for f in dataclasses.fields(TrainConfig)]
+    checked = {}
+    for key, value in overrides.items():
+        if key not in hints:
+            raise ValueError(f"--set {key}: unknown option {key!r}; known: {', '.join(fields)}")
+        shown = value if isinstance(value, str) else _json(value)
+        try:
+            value = _coerce(value, hints[key])
+        except TypeError:
+            raise ValueError(f"--set {key}={shown}: expected {_type_name(hints[key])}") from None
+        if key in CHOICES and value not in CHOICES[key]:
+            raise ValueError(f"--set {key}={shown}: accepted: {', '.join(CHOICES[key])}")
+        if key in AT_LEAST and value < AT_LEAST[key]:
+            raise ValueError(f"--set {key}={shown}: must be an integer >= {AT_LEAST[key]}")
+        checked[key] = value
+    return checked
+
+
+def _json(value) -> str:
+    import json
+    return json.dumps(value)
+
+
+def check_model_args(name: str, build, user_args: dict[str, Any]) -> None:
+    """``--model-arg`` values of the type of the constructor's default (an int for ``hidden=64``)."""
+    parameters = inspect.signature(build).parameters
+    for key, value in user_args.items():
+        if key not in parameters:
+            raise ValueError(f"--model-arg {key}: model {name!r} takes no argument {key!r}; it "
+                             f"takes: {', '.join(parameters)}")
+        default = parameters[key].default
+        if default is inspect.Parameter.empty or default is None:
+            continue
+        try:
+            _coerce(value, type(default))
+        except TypeError:
+            shown = value if isinstance(value, str) else _json(value)
+            raise ValueError(f"--model-arg {key}={shown}: model {name!r} expects "
+                             f"{_type_name(type(default))} (default {default!r})") from None
+
+
+# ---------------------------------------------------------------------------- failures
+def is_out_of_memory(error: BaseException) -> bool:
+    return (isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError))
+            or (isinstance(error, RuntimeError) and "out of memory" in str(error)))
+
+
+def free_memory(device: torch.device | None = None) -> None:
+    """Give back what a failed cell held: Python garbage, then the CUDA caching allocator."""
+    gc.collect()
+    if torch.cuda.is_available() and (device is None or torch.device(device).type == "cuda"):
+        torch.cuda.empty_cache()
