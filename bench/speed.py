@@ -75,21 +75,19 @@ class PeakMemory:
         return False
 
 
-_M_MMAP_THRESHOLD = -3
 _libc = None
 
 
 def _release_free_cpu_memory() -> None:
-    """glibc: map large blocks directly (a fixed mmap threshold, returned to the system when
-    freed) and trim the heap, so that resident memory follows what is really in use."""
+    """glibc: hand the heap's free memory back to the system, so that resident memory follows
+    what is really in use (the allocator's own settings are left alone: changing its mmap
+    threshold would slow every later allocation)."""
     global _libc
     if _libc is None:
         name = ctypes.util.find_library("c")
         try:
             _libc = ctypes.CDLL(name) if name else False
-            if _libc:
-                _libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
-        except (OSError, AttributeError):
+        except OSError:
             _libc = False
     if _libc:
         try:
