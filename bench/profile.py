@@ -11,7 +11,7 @@ from .config import TrainConfig
 from .flops import rollout_macs, training_flops
 from .precision import autocast
 from .schedule import sequence_loss
-from .speed import PeakMemory, matmul_peak_flops, median_rate
+from .speed import PeakMemory, conv_peak_flops, matmul_peak_flops, median_rate
 from .train import Trainer, is_trainable
 
 AMP_DTYPES = {"none": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -41,7 +41,7 @@ def profile_model(model, data, cfg: TrainConfig, device: torch.device, batch_siz
     cost.update(rollout_macs(model, (data.channels, data.height, data.width),
                              data.in_len, data.out_len))
     cost.update(measure_speed(model, data, cfg, device, batch_size, repeats))
-    peak = cost["matmul_peak_tflops"] * 1e12
+    peak = cost["peak_tflops"] * 1e12
     cost["infer_efficiency"] = 2 * cost["gmacs_torch"] * 1e9 * cost["infer_seq_s"] / peak
     if "train_seq_s" in cost:
         cost["train_efficiency"] = cost["train_flops_per_seq"] * cost["train_seq_s"] / peak
@@ -56,7 +56,9 @@ def measure_speed(model, data, cfg: TrainConfig, device, batch_size: int, repeat
                         device=device)
     result = {"bench_batch": batch_size, "device": str(device), "amp": cfg.amp,
               "threads": torch.get_num_threads(),
-              "matmul_peak_tflops": matmul_peak_flops(device, AMP_DTYPES[cfg.amp]) / 1e12}
+              "matmul_peak_tflops": matmul_peak_flops(device, AMP_DTYPES[cfg.amp]) / 1e12,
+              "conv_peak_tflops": conv_peak_flops(device, AMP_DTYPES[cfg.amp]) / 1e12}
+    result["peak_tflops"] = max(result["matmul_peak_tflops"], result["conv_peak_tflops"])
 
     model.eval()
     for batch, suffix in ((1, "_b1"), (batch_size, "")):

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
+from ._cells import check_positive as _check_positive
 from .base import RecurrentPredictor
 from .patch import Patched, patched_shape
 from .registry import register_model
@@ -142,11 +143,6 @@ class MoDeRNN(RecurrentPredictor):
             x, cell_state = cell(x, cell_state)
             new_states.append(cell_state)
         return self.output(x), new_states
-
-
-def _check_positive(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
 
 
 def _check_odd(name: str, value) -> None:

@@ -74,7 +74,8 @@ def test_throughput_and_memory_are_positive_and_grow_with_batch():
     small = measure_speed(model, DATA, cfg, torch.device("cpu"), batch_size=1, repeats=2)
     large = measure_speed(model, DATA, cfg, torch.device("cpu"), batch_size=16, repeats=2)
     for result in (small, large):
-        for key in ("infer_seq_s", "infer_seq_s_b1", "train_seq_s", "matmul_peak_tflops"):
+        for key in ("infer_seq_s", "infer_seq_s_b1", "train_seq_s", "matmul_peak_tflops",
+                    "conv_peak_tflops", "peak_tflops"):
             assert result[key] > 0, key
         assert result["train_flops_per_seq"] > 0
         assert result["infer_ms_per_seq_b1"] == pytest.approx(1000 / result["infer_seq_s_b1"])

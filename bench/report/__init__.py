@@ -86,7 +86,10 @@ def _cost_note(setup: dict) -> str:
         "convolutions only). Throughput: sequences per second, median of timed repeats after a "
         "warm-up, with device synchronisation; training = one iteration of the configured protocol. "
         "Memory: peak above the start (CUDA: max allocated; CPU: resident set growth). "
-        "Efficiency: achieved FLOP/s over the measured matmul peak of the device. "
+        "Efficiency: achieved FLOP/s (PyTorch's count) over the device's peak as measured by "
+        "the harness (the faster of a large matmul and a large 3x3 convolution); it can exceed "
+        "100% where a library computes convolutions with fewer multiplications than counted "
+        "(Winograd, FFT). "
         f"Measured on {', '.join(setup['devices'])}; mixed precision {', '.join(setup['amp'])}; "
         f"batch {', '.join(setup['batch'])}; threads {', '.join(setup['threads'])}."
     )
