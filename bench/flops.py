@@ -7,10 +7,14 @@ counts matrix products and convolutions only. Operators fvcore does not know are
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
-from fvcore.nn import FlopCountAnalysis
 from torch.utils.flop_counter import FlopCounterMode
+
+with warnings.catch_warnings():  # fvcore's import scripts a helper with the deprecated torch.jit
+    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated")
+    from fvcore.nn import FlopCountAnalysis
 
 
 class _Rollout(torch.nn.Module):
