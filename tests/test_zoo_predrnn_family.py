@@ -266,7 +266,7 @@ def test_layer_norm_variant_runs(build):
 
 @pytest.mark.parametrize("name", IDS)
 def test_presets_build(name):
-    data = SimpleNamespace(channels=1, height=32, width=32)
+    data = SimpleNamespace(channels=1, height=32, width=32, in_len=4, out_len=4)
     for preset in ("smoke", "quick"):
         config = model_config(name, get_preset(preset), data, {})
         if name != "predrnnv2":  # PredRNN++ and MIM need two layers, even in the smoke preset
