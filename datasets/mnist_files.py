@@ -74,7 +74,10 @@ def read_mnist_test_seq(path: str | os.PathLike) -> np.ndarray:
     try:
         seq = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as err:  # object arrays need pickle, which is refused
-        raise ValueError(f"{path}: not a plain NumPy array file ({err})") from err
+        raise ValueError(
+            f"{path}: not a valid .npy array (unreadable header, or Python objects that would "
+            "need unpickling, which is refused); expected uint8 (20, N, 64, 64)"
+        ) from err
     if seq.dtype != np.uint8:
         raise ValueError(f"{path}: dtype {seq.dtype}; expected uint8")
     if seq.ndim != 4:

@@ -63,7 +63,7 @@ def get_dataset(name: str) -> DatasetSpec:
         known = sorted(_REGISTRY)
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise UnknownDatasetError(f"unknown dataset {name!r}{hint} known: {', '.join(known)} "
+        raise UnknownDatasetError(f"unknown dataset {name!r}{hint or ';'} known: {', '.join(known)} "
                                   "(or describe your own with --dataset-config FILE.toml)")
     return _REGISTRY[name]
 

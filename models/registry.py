@@ -106,7 +106,7 @@ def _unknown_message(name: str) -> str:
     known = sorted(_REGISTRY)
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return f"unknown model {name!r}{hint} known: {', '.join(known)}"
+    return f"unknown model {name!r}{hint or ';'} known: {', '.join(known)}"
 
 
 class UnknownModelError(KeyError):
