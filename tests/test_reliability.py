@@ -151,13 +151,13 @@ def test_bad_input_is_one_line_before_training(run, capsys, case):
 
 
 @pytest.mark.parametrize("case,write,expected", [
-    ("corrupt", lambda p: p.write_bytes(b"\x93NUMPY garbage"), "not a plain NumPy array file"),
+    ("corrupt", lambda p: p.write_bytes(b"\x93NUMPY garbage"), "not a valid .npy array"),
     ("truncated", lambda p: p.write_bytes(_npy_bytes(np.zeros((20, 8, 64, 64), np.uint8))[:5000]),
      "mnist_test_seq.npy"),
     ("rank 3", lambda p: np.save(p, np.zeros((20, 64, 64), np.uint8)), "expected rank 4"),
     ("dtype", lambda p: np.save(p, np.zeros((20, 4, 64, 64), np.float32)), "expected uint8"),
     ("pickle", lambda p: np.save(p, np.array([{}], dtype=object), allow_pickle=True),
-     "not a plain NumPy array file"),
+     "not a valid .npy array"),
 ])
 def test_bad_data_files_are_one_line_errors(run, tmp_path, capsys, case, write, expected):
     root = _corrupt_root(tmp_path, case.replace(" ", "_"), write)
