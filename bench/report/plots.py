@@ -98,8 +98,10 @@ def cost_bars(cost: pd.DataFrame, path: Path) -> list[Path]:
     for axis, (key, label) in zip(axes[0], columns, strict=True):
         sns.barplot(cost, x="model", y=key, hue="model", ax=axis, legend=False)
         axis.set(xlabel="", ylabel="", title=label)
-        if key == "infer_seq_s":  # persistence is orders of magnitude faster than any model
-            axis.set_yscale("log")
+        positive = pd.to_numeric(cost[key], errors="coerce")
+        positive = positive[positive > 0]
+        if len(positive) > 1 and positive.max() > 100 * positive.min():
+            axis.set_yscale("log")  # e.g. persistence, orders of magnitude faster than any model
         axis.tick_params(axis="x", rotation=45)
     return save(figure, path)
 
