@@ -5,7 +5,6 @@ import pytest
 
 from bench.cli import main
 from bench.store import ResultsStore
-from models import registry
 from models.persistence import Persistence
 
 
@@ -58,12 +57,8 @@ class Exploding(Persistence):
 
 
 @pytest.fixture
-def exploding_model():
-    registry._discover()
-    registry.register_model("zz_exploding", family="test", paper="none")(
-        lambda channels=1, height=64, width=64: Exploding())
-    yield "zz_exploding"
-    registry._REGISTRY.pop("zz_exploding")
+def exploding_model(temporary_model):
+    return temporary_model("zz_exploding", Exploding)
 
 
 def test_a_failing_model_is_recorded_and_the_others_go_on(run, tmp_path, exploding_model, capsys):

@@ -17,7 +17,7 @@ import bench.runner
 from bench.cli import main
 from bench.reliability import parse_shard, safe_component, shard_cells
 from bench.store import ResultsStore
-from models import Prediction, registry
+from models import Prediction
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ROOT / "tests" / "_fast_run_bench.py"
@@ -90,12 +90,8 @@ class NaNModel(torch.nn.Module):
 
 
 @pytest.fixture
-def nan_model():
-    registry._discover()
-    registry.register_model("zz_nan", family="test", paper="none")(
-        lambda channels=1, height=64, width=64: NaNModel())
-    yield "zz_nan"
-    registry._REGISTRY.pop("zz_nan")
+def nan_model(temporary_model):
+    return temporary_model("zz_nan", NaNModel)
 
 
 def test_a_nan_model_is_recorded_with_its_step_and_the_others_go_on(run, tmp_path, nan_model):
@@ -182,12 +178,8 @@ def test_safe_component_rejects_traversal_and_separators():
 
 
 @pytest.fixture
-def evil_model():
-    registry._discover()
-    registry.register_model("../evil", family="test", paper="none")(
-        lambda channels=1, height=64, width=64: NaNModel())
-    yield "../evil"
-    registry._REGISTRY.pop("../evil")
+def evil_model(temporary_model):
+    return temporary_model("../evil", NaNModel)
 
 
 def test_a_model_name_never_becomes_a_path_outside_the_output(run, tmp_path, capsys, evil_model):
