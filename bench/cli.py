@@ -16,7 +16,7 @@ from .reliability import check_model_args, check_train_overrides, parse_shard, s
 from .report import write_report
 from .report.aggregate import cost_frame
 from .report.tables import cost_table
-from .runner import RunRequest, load_data, model_config, run_grid
+from .runner import GridInterrupted, RunRequest, load_data, model_config, run_grid
 from .store import RECORDS_FILE, ResultsStore
 
 DEFAULT_MODELS = ["modernn", "convlstm", "predrnn", "persistence"]
@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=["table", "json"], default="table",
                         help="output format of --list-models")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--rerun", action="store_true",
+                        help="train cells again even when the store has them done on this kind of "
+                             "device (a new record is appended; reports use the newest)")
     return parser
 
 
@@ -136,7 +139,7 @@ def make_request(args: argparse.Namespace) -> RunRequest:
         models=models.list_models(args.models), preset=preset, seeds=args.seeds,
         device=resolve_device(args.device), out_root=out_root, data_root=args.data_root,
         cache_dir=args.cache_dir, model_args=dict(parse_override(t) for t in args.model_arg),
-        profile_only=args.profile_only, progress=not args.no_progress,
+        profile_only=args.profile_only, progress=not args.no_progress, rerun=args.rerun,
         shard=parse_shard(args.shard) if args.shard is not None else None,
     )
 
@@ -203,7 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, KeyError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    folder, new_records = run_grid(request, data=data)
+    try:
+        folder, new_records = run_grid(request, data=data)
+    except GridInterrupted as stop:
+        print(f"\n{stop}", file=sys.stderr)
+        return 130
     records = [r for r in ResultsStore(folder).latest()
                if r["mode"] == ("profile" if request.profile_only else "train")
                and r["model"] in request.models]

@@ -36,6 +36,20 @@ class TrainConfig:
     checkpoint_every: int = 1  # epochs
     # also checkpoint (last.pt) every this many iterations, mid-epoch; 0: at epoch ends only
     checkpoint_every_steps: int = 0
+    # also checkpoint when this many seconds of training passed since the last one; 0: never
+    checkpoint_every_seconds: float = 120.0
+    # iterations between reads of the training loss on the host (the non-finite check and the
+    # progress bar); between them the loop never waits for the device
+    sync_every: int = 25
+    compile: bool = False  # torch.compile what a model runs per step (a recurrent cell's step)
+    compile_mode: str = "default"  # default | reduce-overhead (CUDA graphs) | max-autotune
+    tf32: bool = True  # CUDA: TensorFloat-32 for float32 matmuls and convolutions
+
+
+# How often to checkpoint or read the loss changes no result: such options stay out of the hash
+# that identifies a configuration (so changing them resumes the same cell).
+OPERATIONAL_OPTIONS = ("checkpoint_every", "checkpoint_every_steps", "checkpoint_every_seconds",
+                       "sync_every")
 
 
 @dataclass
@@ -57,7 +71,9 @@ class Preset:
     data: DataConfig
     # Applied to every model whose constructor takes the argument (so registry additions scale too).
     model_overrides: dict[str, Any] = field(default_factory=dict)
-    profile_repeats: int = 5  # timed repeats behind each throughput median
+    # Timed repeats behind each throughput median. Profiling costs about repeats + 2 training
+    # iterations (warm-up, memory), so short presets use fewer: a few percent of their training.
+    profile_repeats: int = 5
 
 
 PRESETS: dict[str, Preset] = {
@@ -80,6 +96,7 @@ PRESETS: dict[str, Preset] = {
         ),
         DataConfig(n_val=64, n_test=512),
         {"hidden": 32, "layers": 2},
+        profile_repeats=3,
     ),
     "smoke": Preset(
         "smoke",

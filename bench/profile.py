@@ -35,12 +35,14 @@ def parameter_counts(model, data) -> dict:
 
 
 def profile_model(model, data, cfg: TrainConfig, device: torch.device, batch_size: int,
-                  repeats: int = 5) -> dict:
-    """Every cost column for ``model`` on ``data``'s shape, measured on ``device``."""
+                  repeats: int = 5, log=lambda what: None) -> dict:
+    """Every cost column for ``model`` on ``data``'s shape, measured on ``device``; ``log`` is
+    told what is being measured as it starts."""
+    log("parameters and operation counts (fvcore, torch), batch 1")
     cost = parameter_counts(model, data)
     cost.update(rollout_macs(model, (data.channels, data.height, data.width),
                              data.in_len, data.out_len))
-    cost.update(measure_speed(model, data, cfg, device, batch_size, repeats))
+    cost.update(measure_speed(model, data, cfg, device, batch_size, repeats, log))
     peak = cost["peak_tflops"] * 1e12
     cost["infer_efficiency"] = 2 * cost["gmacs_torch"] * 1e9 * cost["infer_seq_s"] / peak
     if "train_seq_s" in cost:
@@ -48,8 +50,13 @@ def profile_model(model, data, cfg: TrainConfig, device: torch.device, batch_siz
     return cost
 
 
-def measure_speed(model, data, cfg: TrainConfig, device, batch_size: int, repeats: int = 5) -> dict:
-    """Inference (batch 1 and ``batch_size``) and training throughput in sequences/s, peak memory."""
+def measure_speed(model, data, cfg: TrainConfig, device, batch_size: int, repeats: int = 5,
+                  log=lambda what: None) -> dict:
+    """Inference (batch 1 and ``batch_size``) and training throughput in sequences/s, peak memory.
+
+    Each rate is the median of ``repeats`` timed calls after one warm-up; peak memory is one
+    more call; training FLOPs are counted on a batch-1 step (the count scales with the batch).
+    """
     model = copy.deepcopy(model).to(device)
     in_len, out_len = data.in_len, data.out_len
     frames = torch.rand(batch_size, in_len + out_len, data.channels, data.height, data.width,
@@ -61,6 +68,7 @@ def measure_speed(model, data, cfg: TrainConfig, device, batch_size: int, repeat
     result["peak_tflops"] = max(result["matmul_peak_tflops"], result["conv_peak_tflops"])
 
     model.eval()
+    log(f"inference speed and memory at batch 1 and {batch_size} ({repeats} timed rollouts each)")
     for batch, suffix in ((1, "_b1"), (batch_size, "")):
         @torch.no_grad()
         def infer(clips=frames[:batch, :in_len]):
@@ -76,15 +84,18 @@ def measure_speed(model, data, cfg: TrainConfig, device, batch_size: int, repeat
     result["infer_ms_per_seq_b1"] = 1000 / result["infer_seq_s_b1"]
 
     if is_trainable(model):
+        log(f"training speed and memory at batch {batch_size} ({repeats} timed iterations)")
         with tempfile.TemporaryDirectory() as tmp:
             trainer = Trainer(model, data, cfg, device, seed=0, checkpoint_dir=tmp)
             generator = torch.Generator().manual_seed(0)
             model.train()
-            step = lambda: trainer.training_step(frames, 0, generator)  # noqa: E731
+            def step(clips=frames):
+                trainer.training_step(clips, 0, generator)
+
             rate = median_rate(step, batch_size, device, repeats=repeats)
             with PeakMemory(device) as memory:
                 step()
-            result["train_flops_per_seq"] = training_flops(step) / batch_size
+            result["train_flops_per_seq"] = training_flops(step, frames[:1])
         result.update(train_seq_s=rate["median"], train_seq_s_range=[rate["min"], rate["max"]],
                       train_peak_mb=memory.peak_bytes / 2**20)
     return result

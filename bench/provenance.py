@@ -32,7 +32,24 @@ def versions() -> dict[str, str]:
             "numpy": np.__version__, "platform": platform.platform()}
 
 
+def device_kind(device: torch.device) -> str:
+    """The kind of device a measurement belongs to: 'cuda:NVIDIA H100 80GB HBM3', 'cpu:AMD EPYC'."""
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"{device.type}:{cpu_model()}"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"CPU ({cpu_model()}, {torch.get_num_threads()} threads)"

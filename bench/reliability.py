@@ -20,9 +20,11 @@ CHOICES = {
     "loss": ("mse+l1", "mse"),
     "sampling": ("linear", "reverse", "none"),
     "amp": ("none", "bf16", "fp16"),
+    "compile_mode": ("default", "reduce-overhead", "max-autotune"),
 }
 AT_LEAST = {"epochs": 1, "steps_per_epoch": 1, "batch_size": 1, "eval_batch_size": 1,
-            "checkpoint_every": 1, "checkpoint_every_steps": 0, "sampling_steps": 0}
+            "checkpoint_every": 1, "checkpoint_every_steps": 0, "sampling_steps": 0,
+            "checkpoint_every_seconds": 0, "sync_every": 1}
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*")
 
@@ -123,7 +125,7 @@ def check_train_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
         if key in CHOICES and value not in CHOICES[key]:
             raise ValueError(f"--set {key}={shown}: accepted: {', '.join(CHOICES[key])}")
         if key in AT_LEAST and value < AT_LEAST[key]:
-            raise ValueError(f"--set {key}={shown}: must be an integer >= {AT_LEAST[key]}")
+            raise ValueError(f"--set {key}={shown}: must be >= {AT_LEAST[key]}")
         checked[key] = value
     return checked
 

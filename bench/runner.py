@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import math
+import os
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -15,13 +17,15 @@ import torch
 import models
 from datasets import build_dataset
 
-from .config import DataConfig, Preset, config_hash
+from .acceleration import configure_device, precision_label
+from .config import OPERATIONAL_OPTIONS, DataConfig, Preset, config_hash
+from .estimate import cell_estimate, duration, estimate_lines
 from .evaluate import evaluate
 from .profile import profile_model
-from .provenance import device_name, git_commit, now, versions
+from .provenance import device_kind, device_name, git_commit, now, versions
 from .reliability import free_memory, is_out_of_memory, safe_component, shard_cells
-from .store import ResultsStore
-from .train import DivergedError, Trainer, is_trainable
+from .store import ResultsStore, cell_key
+from .train import DivergedError, Interrupted, Trainer, is_trainable
 
 EXAMPLE_CLIPS = 2
 
@@ -39,6 +43,7 @@ class RunRequest:
     profile_only: bool = False
     progress: bool = True
     shard: tuple[int, int] | None = None  # (i, n): the i-th of n parts of the (model, seed) grid
+    rerun: bool = False  # train cells again even when the store has them done
 
 
 def load_data(data: DataConfig, data_root: str | None, cache_dir: str):
@@ -75,22 +80,49 @@ def out_folder(out_root: Path, data, preset: Preset) -> Path:
     return Path(out_root) / data.name / preset.name
 
 
+class GridInterrupted(KeyboardInterrupt):
+    """Ctrl-C during the grid: the message says where it stopped and how to resume."""
+
+
 def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict]]:
     """Runs every cell not already done (of ``request.shard`` only, if set); returns the results
-    folder and the new records. ``data``: the dataset if the caller already loaded it."""
+    folder and the new records. ``data``: the dataset if the caller already loaded it.
+
+    First the cost of every model still to run is measured (or read back from an earlier run of
+    the same configuration on the same kind of device), and the grid's time estimated from it;
+    then each cell trains, is tested and appends its record.
+    """
     if data is None:
         data = load_data(request.preset.data, request.data_root, request.cache_dir)
     folder = out_folder(request.out_root, data, request.preset)
     store = ResultsStore(folder)
-    new_records = []
+    pending = []
     for name, seed in shard_cells(request.models, request.seeds, request.shard):
         record = _base_record(name, seed, request, data)
-        if store.done(_key(record)):
-            log(f"skip {name} seed {seed}: already recorded in {store.path}")
-            continue
+        done = None if request.rerun else store.done(cell_key(record))
+        if done:
+            log(f"skip {name} seed {seed}: done on {done['device_name']} "
+                f"({done.get('precision')}) at {done.get('finished_at')}, in {store.path}; "
+                "--rerun trains it again")
+        else:
+            pending.append(record)
+    costs = _measure_costs(pending, request, data, folder, log)
+    if not request.profile_only and pending:
+        estimates = {f"{r['model']} seed {r['seed']}": r["estimate"] for r in pending
+                     if r["estimate"] is not None}
+        if estimates:
+            for line in estimate_lines(estimates, pending[0]["device_name"]):
+                log(line)
+    new_records = []
+    for record in pending:
+        name, seed = record["model"], record["seed"]
         log(f"== {name} (seed {seed}, preset {request.preset.name}, {data.name})")
-        record.update(_run_cell(name, seed, record["config"]["model"], request, data, folder,
-                                tag=record["config_hash"]))
+        try:
+            record.update(_run_cell(record, request, data, folder, costs, log))
+        except KeyboardInterrupt as stop:
+            where = str(stop) if isinstance(stop, Interrupted) else f"{name} seed {seed} stopped"
+            raise GridInterrupted(f"interrupted: {where}; nothing was recorded for it. Run the same "
+                                  "command to resume") from None
         record["finished_at"] = now()
         store.append(record)
         new_records.append(record)
@@ -99,16 +131,12 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
     return folder, new_records
 
 
-def _key(record: dict) -> tuple:
-    return (record["mode"], record["model"], record["dataset"], record["preset"], record["seed"],
-            record["config_hash"])
-
-
 def _base_record(name: str, seed: int, request: RunRequest, data) -> dict:
     spec = models.get_spec(name)
+    train = dataclasses.asdict(request.preset.train)
     config = {
         "model": model_config(name, request.preset, data, request.model_args),
-        "train": dataclasses.asdict(request.preset.train),
+        "train": {k: v for k, v in train.items() if k not in OPERATIONAL_OPTIONS},
         "data": dataclasses.asdict(request.preset.data),
     }
     return {
@@ -117,45 +145,114 @@ def _base_record(name: str, seed: int, request: RunRequest, data) -> dict:
         "dataset": data.name, "dataset_info": data.describe(), "preset": request.preset.name,
         "seed": seed, "config": config, "config_hash": config_hash(config),
         "device": str(request.device), "device_name": device_name(request.device),
+        "device_kind": device_kind(request.device),
+        "precision": precision_label(request.device, request.preset.train),
+        "device_settings": configure_device(request.device, request.preset.train),
         "versions": versions(), "git_commit": git_commit(), "started_at": now(),
+        "estimate": None,
     }
 
 
-def _run_cell(name, seed, model_args, request: RunRequest, data, folder: Path,
-              tag: str = "") -> dict:
+def _measure_costs(pending: list[dict], request: RunRequest, data, folder: Path, log) -> dict:
+    """The cost of each model configuration still to run: measured once (whatever the number of
+    seeds), or read back from an earlier run on the same kind of device with the same precision.
+    Each record gets its time estimate from it. Returns {(model, config hash): cost or the
+    exception}."""
+    costs = {}
+    for record in pending:
+        name = record["model"]
+        key = (name, record["config_hash"])
+        if key not in costs:
+            cache = (folder / "cost_cache"
+                     / f"{safe_component(name, 'model name')}__{record['config_hash']}.json")
+            costs[key] = _cached_cost(cache, record)
+            if costs[key] is not None:
+                log(f"cost of {name}: measured by an earlier run on this kind of device ({cache})")
+            else:
+                costs[key] = _profile(name, record, request, data, log)
+                if not isinstance(costs[key], Exception):
+                    _write_json(cache, {"device_kind": record["device_kind"],
+                                        "precision": record["precision"], "cost": costs[key]})
+        if not isinstance(costs[key], Exception):
+            record["estimate"] = cell_estimate(costs[key], request.preset, len(data.val),
+                                               len(data.test))
+    return costs
+
+
+def _profile(name: str, record: dict, request: RunRequest, data, log):
+    started = time.perf_counter()
+    try:
+        torch.manual_seed(record["seed"])
+        model = models.create_model(name, **record["config"]["model"])
+        cfg = request.preset.train
+        cost = profile_model(model, data, cfg, request.device, cfg.batch_size,
+                             request.preset.profile_repeats,
+                             log=lambda what: log(f"cost of {name}: {what}"))
+    except Exception as error:  # recorded as the cell's failure when the cell runs
+        error.traceback = traceback.format_exc(limit=8)
+        return error
+    finally:
+        model = None  # noqa: F841
+        free_memory(request.device)
+    log(f"cost of {name}: measured in {duration(time.perf_counter() - started)}")
+    return cost
+
+
+def _cached_cost(path: Path, record: dict) -> dict | None:
+    try:
+        cached = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    same_kind = (cached.get("device_kind"), cached.get("precision")) == (
+        record["device_kind"], record["precision"])
+    return cached.get("cost") if same_kind else None
+
+
+def _write_json(path: Path, content: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(content))
+    os.replace(tmp, path)
+
+
+def _run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict, log) -> dict:
+    name, seed = record["model"], record["seed"]
     started = time.perf_counter()
     cell = {"status": "ok", "error": None, "metrics": None, "train": None, "failed_step": None}
     try:
-        torch.manual_seed(seed)
-        np.random.seed(seed)
-        model = models.create_model(name, **model_args)
-        cfg = request.preset.train
-        cell["cost"] = profile_model(model, data, cfg, request.device, cfg.batch_size,
-                                     request.preset.profile_repeats)
+        cost = costs[(name, record["config_hash"])]
+        if isinstance(cost, Exception):
+            raise cost
+        cell["cost"] = cost
         if not request.profile_only:
-            cell.update(_train_and_test(name, seed, model, request, data, folder, tag))
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            model = models.create_model(name, **record["config"]["model"])
+            cell.update(_train_and_test(name, seed, model, request, data, folder,
+                                        record["config_hash"], log))
     except Exception as error:  # one model's failure is recorded; the grid goes on
         kind = "out of memory: " if is_out_of_memory(error) else ""
         cell.update(status="failed", error=f"{kind}{type(error).__name__}: {error}",
                     failed_step=getattr(error, "failed_step", None),
-                    traceback=traceback.format_exc(limit=8))
+                    traceback=getattr(error, "traceback", None) or traceback.format_exc(limit=8))
     if cell["status"] != "ok":  # the error (and its frames' tensors) is released by now
         model = None  # noqa: F841
         free_memory(request.device)
-    cell["wall_s"] = time.perf_counter() - started
+    # Wall time of every part of the cell: earlier parts of a resumed training included.
+    cell["wall_s"] = time.perf_counter() - started + (cell["train"] or {}).get("earlier_parts_s", 0.0)
     return cell
 
 
-def _train_and_test(name, seed, model, request: RunRequest, data, folder: Path,
-                    tag: str = "") -> dict:
+def _train_and_test(name, seed, model, request: RunRequest, data, folder: Path, tag: str,
+                    log=print) -> dict:
     cfg, device = request.preset.train, request.device
     training = None
     safe_component(name, "model name")
     if is_trainable(model):
         # The config hash in the name: a changed configuration never resumes another's checkpoint.
-        cell_name = f"{name}__seed{seed}" + (f"__{safe_component(tag, 'config hash')}" if tag else "")
+        cell_name = f"{name}__seed{seed}__{safe_component(tag, 'config hash')}"
         checkpoints = folder / "checkpoints" / cell_name
-        trainer = Trainer(model, data, cfg, device, seed, checkpoints)
+        trainer = Trainer(model, data, cfg, device, seed, checkpoints, name=name, log=log)
         training = dataclasses.asdict(trainer.fit(progress=request.progress))
     model.to(device)
     result = evaluate(model, data.test, data.in_len, data.out_len, device, cfg.eval_batch_size,

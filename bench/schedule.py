@@ -8,6 +8,7 @@ import torch
 from models import Prediction
 
 from .config import TrainConfig
+from .precision import to_device
 
 SAMPLING_MODES = ("linear", "reverse", "none")
 
@@ -50,11 +51,11 @@ def truth_mask(
         draws = torch.rand((batch, in_len + out_len - 2), generator=generator)
         thresholds = torch.full((in_len + out_len - 2,), eta)
         thresholds[: in_len - 1] = reverse_eta(step, cfg)
-        return (draws < thresholds).to(device)
+        return to_device(draws < thresholds, device)
     if eta <= 0.0 or out_len < 2:
         return None
     draws = torch.rand((batch, out_len - 1), generator=generator)
-    return (draws < eta).to(device)
+    return to_device(draws < eta, device)
 
 
 def sequence_loss(pred: Prediction, frames: torch.Tensor, in_len: int, cfg: TrainConfig):

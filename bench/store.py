@@ -11,9 +11,14 @@ RECORDS_FILE = "records.jsonl"
 
 
 def cell_key(record: dict) -> tuple:
-    """What identifies a cell of the grid: a re-run with the same key is skipped once it succeeded."""
+    """What identifies a cell of the grid: a re-run with the same key is skipped once it succeeded.
+
+    The kind of device and the precision are part of it: a CPU record never stands in for a GPU
+    run (nor a bf16 run for a float32 one). Records written before these fields existed match
+    no new cell.
+    """
     return (record["mode"], record["model"], record["dataset"], record["preset"], record["seed"],
-            record["config_hash"])
+            record["config_hash"], record.get("device_kind"), record.get("precision"))
 
 
 class ResultsStore:
@@ -55,8 +60,10 @@ class ResultsStore:
                     warnings.warn(f"{self.path}:{number}: skipping a damaged record", stacklevel=2)
         return records
 
-    def done(self, key: tuple) -> bool:
-        return any(r["status"] == "ok" and cell_key(r) == key for r in self.records())
+    def done(self, key: tuple) -> dict | None:
+        """The newest successful record with this key, or None."""
+        matches = [r for r in self.records() if r["status"] == "ok" and cell_key(r) == key]
+        return matches[-1] if matches else None
 
     def latest(self) -> list[dict]:
         """The newest record of each (mode, model, dataset, preset, seed), successful or not."""

@@ -1,8 +1,12 @@
 """The shared training loop: one loop for every model; models own the math, the loop the schedule."""
 from __future__ import annotations
 
+import math
 import os
 import random
+import signal
+import statistics
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,14 +15,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .acceleration import compile_model
 from .config import TrainConfig
 from .evaluate import evaluate
-from .precision import autocast
+from .precision import autocast, to_device
 from .schedule import sequence_loss, truth_mask
 
 
 class DivergedError(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training at an iteration boundary, after a checkpoint was written."""
 
 
 @dataclass
@@ -29,7 +38,10 @@ class TrainResult:
     best_val_mse: float | None = None
     resumed_from_epoch: int | None = None
     resumed_from_step: int | None = None  # iteration a resumed run started from (mid-epoch too)
-    wall_s: float = 0.0
+    wall_s: float = 0.0  # training (with validation), summed over every part of a resumed run
+    parts: int = 1  # processes the training ran in (1 + the number of resumptions)
+    earlier_parts_s: float = 0.0  # of wall_s, the time spent in earlier (interrupted) processes
+    iteration_s: float | None = None  # median seconds per training iteration, as the loop ran
 
 
 def is_trainable(model: torch.nn.Module) -> bool:
@@ -38,10 +50,12 @@ def is_trainable(model: torch.nn.Module) -> bool:
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    # The fused CUDA kernel updates every parameter in a few launches instead of several each.
+    fused = {"fused": True} if params and all(p.is_cuda for p in params) else {}
+    kinds = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
+    if cfg.optimizer in kinds:
+        return kinds[cfg.optimizer](params, lr=cfg.lr, betas=cfg.betas,
+                                    weight_decay=cfg.weight_decay, **fused)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; accepted: adamw, adam")
 
 
@@ -56,29 +70,37 @@ def make_scheduler(optimizer, cfg: TrainConfig):
 
 
 class Trainer:
-    """Trains one model on one dataset; checkpoints every epoch and keeps the best on validation."""
+    """Trains one model on one dataset; checkpoints every epoch (and every few minutes), keeps
+    the best on validation, and stops cleanly on Ctrl-C."""
 
-    def __init__(self, model, data, cfg: TrainConfig, device, seed: int, checkpoint_dir: Path):
+    def __init__(self, model, data, cfg: TrainConfig, device, seed: int, checkpoint_dir: Path,
+                 name: str = "model", log=print):
         self.model, self.data, self.cfg = model.to(device), data, cfg
-        self.device, self.seed = device, seed
+        self.device, self.seed, self.name, self.log = device, seed, name, log
         self.checkpoint_dir = Path(checkpoint_dir)
         self.optimizer = make_optimizer(model, cfg)
         self.scheduler = make_scheduler(self.optimizer, cfg)
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+        if cfg.compile:  # once per cell: the compiled step serves training and evaluation
+            compile_model(self.model, cfg.compile_mode)
 
-    def training_step(self, frames: torch.Tensor, step: int, generator: torch.Generator) -> float:
-        """One iteration of the protocol: a step on the clips, then (optionally) on them reversed."""
+    def training_step(self, frames: torch.Tensor, step: int, generator: torch.Generator):
+        """One iteration of the protocol: a step on the clips, then (optionally) on them reversed.
+
+        Returns the mean loss of the passes as a device tensor: reading it would make the host
+        wait for the device, so the loop reads losses only every ``sync_every`` iterations.
+        """
         cfg, data = self.cfg, self.data
+        # One scheduled-sampling draw per iteration, shared by the reversed pass (as the authors'
+        # trainer does: the same real_input_flag for both).
+        mask = truth_mask(step, cfg, frames.shape[0], data.in_len, data.out_len, generator,
+                          self.device)
         passes = [frames, frames.flip(1)] if cfg.reverse_pass else [frames]
         total = 0.0
         for clip in passes:
-            mask = truth_mask(step, cfg, clip.shape[0], data.in_len, data.out_len, generator,
-                              self.device)
             with autocast(self.device, cfg.amp):
                 pred = self.model(clip, data.in_len, data.out_len, mask)
                 loss = sequence_loss(pred, clip, data.in_len, cfg)
-            if not torch.isfinite(loss):
-                raise DivergedError(f"non-finite training loss ({loss.item()}) at step {step}")
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if cfg.grad_clip is not None:
@@ -86,14 +108,15 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            total += loss.item()
+            total = total + loss.detach().float()
         return total / len(passes)
 
     def fit(self, progress: bool = True) -> TrainResult:
         """Trains from the last checkpoint (if any); an error carries ``failed_step``."""
         self.step = None  # the iteration being run, for error reports
         try:
-            return self._fit(progress)
+            with _StopOnCtrlC() as self._stop:
+                return self._fit(progress)
         except Exception as error:
             error.failed_step = self.step
             raise
@@ -101,7 +124,11 @@ class Trainer:
     def _fit(self, progress: bool) -> TrainResult:
         cfg, result = self.cfg, TrainResult()
         start_epoch, start_batch, resumed = self._resume(result)
-        started = time.perf_counter()
+        started = time.perf_counter() - result.wall_s  # wall time of earlier parts included
+        self._last_save = time.perf_counter()
+        # Seconds per iteration over each stretch between loss reads; the first stretch of a
+        # process holds the warm-up (allocator, cuDNN autotuning, compiling) and is left out.
+        chunk_times, warm = [], False
         for epoch in range(start_epoch, cfg.epochs):
             self.model.train()
             # Data and sampling draws are seeded per epoch, so a resumed run sees the same stream.
@@ -114,17 +141,30 @@ class Trainer:
                     next(batches)
                 generator.set_state(resumed["generator"])
                 first, losses = start_batch, list(resumed["losses"])
-            bar = tqdm(range(first, cfg.steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                       disable=not progress, leave=False, dynamic_ncols=True)
-            for i in bar:
+            bar = tqdm(total=cfg.steps_per_epoch, initial=first, disable=not progress,
+                       desc=f"{self.name} epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                       dynamic_ncols=True)
+            pending, chunk_start = [], time.perf_counter()
+            for i in range(first, cfg.steps_per_epoch):
                 self.step = epoch * cfg.steps_per_epoch + i
-                frames = next(batches).to(self.device, non_blocking=True)
-                losses.append(self.training_step(frames, self.step, generator))
-                bar.set_postfix(loss=f"{losses[-1]:.4g}")
-                every = cfg.checkpoint_every_steps
-                if every and (self.step + 1) % every == 0 and i + 1 < cfg.steps_per_epoch:
+                frames = to_device(next(batches), self.device)
+                pending.append(self.training_step(frames, self.step, generator))
+                last = i + 1 == cfg.steps_per_epoch
+                save = not last and self._checkpoint_due(i)
+                if last or save or self._stop.requested or len(pending) >= cfg.sync_every:
+                    self._read_losses(pending, losses, bar)
+                    if warm:
+                        chunk_times.append((time.perf_counter() - chunk_start) / len(pending))
+                    warm = True
+                    pending, chunk_start = [], time.perf_counter()
+                if save or (self._stop.requested and not last):
                     self._save("last.pt", epoch, result, batch=i + 1, losses=losses,
-                               generator=generator)
+                               generator=generator, elapsed=time.perf_counter() - started)
+                if self._stop.requested and not last:
+                    raise Interrupted(f"{self.name} seed {self.seed} stopped at epoch {epoch + 1}, "
+                                      f"iteration {i + 1} of {cfg.steps_per_epoch}; checkpoint "
+                                      "saved")
+            bar.close()
             self.step = None
             self.scheduler.step()
             val = evaluate(self.model, self.data.val, self.data.in_len, self.data.out_len,
@@ -137,15 +177,45 @@ class Trainer:
             if result.best_val_mse is None or val["mse"] < result.best_val_mse:
                 result.best_val_mse, result.best_epoch = val["mse"], epoch + 1
                 self._save("best.pt", epoch, result)
+            elapsed = time.perf_counter() - started
             if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
-                self._save("last.pt", epoch, result)
+                self._save("last.pt", epoch, result, elapsed=elapsed)
+            if self._stop.requested and epoch + 1 < cfg.epochs:
+                self._save("last.pt", epoch, result, elapsed=elapsed)
+                raise Interrupted(f"{self.name} seed {self.seed} stopped after epoch {epoch + 1}; "
+                                  "checkpoint saved")
         result.steps = cfg.epochs * cfg.steps_per_epoch * (2 if cfg.reverse_pass else 1)
         result.wall_s = time.perf_counter() - started
+        result.iteration_s = statistics.median(chunk_times) if chunk_times else None
         self._load_best()
         return result
 
+    def _checkpoint_due(self, i: int) -> bool:
+        """Mid-epoch checkpoints: every ``checkpoint_every_steps`` iterations, and whenever
+        ``checkpoint_every_seconds`` of training passed since the last save."""
+        cfg = self.cfg
+        every = cfg.checkpoint_every_steps
+        by_steps = bool(every) and (self.step + 1) % every == 0
+        by_time = bool(cfg.checkpoint_every_seconds) and (
+            time.perf_counter() - self._last_save >= cfg.checkpoint_every_seconds)
+        return by_steps or by_time
+
+    def _read_losses(self, pending: list, losses: list, bar) -> None:
+        """Reads the pending device losses on the host (one wait for the device), checks them."""
+        if not pending:
+            return
+        values = torch.stack(pending).tolist()
+        for offset, value in enumerate(values):
+            if not math.isfinite(value):
+                self.step = self.step - len(values) + 1 + offset
+                raise DivergedError(f"non-finite training loss ({value}) at step {self.step}")
+        losses.extend(values)
+        bar.update(len(values))
+        bar.set_postfix(loss=f"{values[-1]:.4g}")
+
     def _save(self, name: str, epoch: int, result: TrainResult, batch: int = 0,
-              losses: list | None = None, generator: torch.Generator | None = None) -> None:
+              losses: list | None = None, generator: torch.Generator | None = None,
+              elapsed: float | None = None) -> None:
         """At an epoch end (``batch`` 0: resume at the next epoch) or mid-epoch (resume at
         iteration ``batch`` of ``epoch`` with the mask generator's state and the losses so far)."""
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -161,10 +231,14 @@ class Trainer:
             "rng": _rng_states(),
             "history": result.history,
             "best": [result.best_epoch, result.best_val_mse],
+            "elapsed_s": result.wall_s if elapsed is None else elapsed,
+            "parts": result.parts,
         }
         tmp = self.checkpoint_dir / f".{name}.tmp"
         torch.save(state, tmp)
         os.replace(tmp, self.checkpoint_dir / name)  # atomic: a crash never leaves half a file
+        if name == "last.pt":
+            self._last_save = time.perf_counter()
 
     def _resume(self, result: TrainResult) -> tuple[int, int, dict | None]:
         """(epoch, iteration within it, checkpoint) to start from; (0, 0, None) when fresh."""
@@ -181,6 +255,11 @@ class Trainer:
         batch = state.get("batch", 0)
         result.resumed_from_epoch = state["epoch"]
         result.resumed_from_step = state["epoch"] * self.cfg.steps_per_epoch + batch
+        result.wall_s = result.earlier_parts_s = state.get("elapsed_s", 0.0)
+        result.parts = state.get("parts", 1) + 1
+        if state["epoch"] < self.cfg.epochs:
+            self.log(f"   resuming {self.name} seed {self.seed} from epoch {state['epoch'] + 1}, "
+                     f"iteration {batch} ({path})")
         if state.get("rng") is not None:
             _set_rng_states(state["rng"])
         if state.get("generator") is not None:
@@ -214,3 +293,26 @@ def _set_rng_states(states: dict) -> None:
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     version, internal, gauss_next = states["python"]
     random.setstate((version, tuple(internal), gauss_next))
+
+
+class _StopOnCtrlC:
+    """While training: the first Ctrl-C asks the loop to stop at the end of the iteration (it
+    checkpoints, then raises :class:`Interrupted`); a second one interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self):
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._request)
+        return self
+
+    def _request(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False

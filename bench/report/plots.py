@@ -13,11 +13,20 @@ import seaborn as sns  # noqa: E402
 from PIL import Image  # noqa: E402
 
 
+# No timestamps or version strings in the files: rebuilding a report from the same store writes
+# the same bytes, so rebuilding committed example results leaves them unmodified.
+_NO_METADATA = {".png": {"Software": None}, ".pdf": {"Creator": None, "Producer": None,
+                                                       "CreationDate": None}}
+
+
+def savefig(figure, path: Path, dpi: int) -> Path:
+    figure.savefig(path, dpi=dpi, metadata=_NO_METADATA[path.suffix])
+    return path
+
+
 def save(figure, path: Path) -> list[Path]:
     figure.tight_layout()
-    paths = [path.with_suffix(".png"), path.with_suffix(".pdf")]
-    for p in paths:
-        figure.savefig(p, dpi=120)
+    paths = [savefig(figure, path.with_suffix(suffix), 120) for suffix in (".png", ".pdf")]
     plt.close(figure)
     return paths
 
@@ -124,7 +133,7 @@ def example_grid(arrays: dict[str, np.ndarray], title: str, path: Path) -> Path:
             line[0].set_title(f"{label} (clip {clip + 1})", fontsize=7, loc="left")
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    savefig(figure, path, 100)
     plt.close(figure)
     return path
 
