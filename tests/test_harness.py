@@ -88,3 +88,30 @@ def test_list_models_table(capsys):
     assert main(["--list-models"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("modernn"))
     assert "5,867,600" in line
+
+
+def test_a_record_from_another_kind_of_device_or_precision_never_makes_a_cell_done(
+        run, tmp_path, capsys):
+    assert run("--models", "persistence") == 0
+    store = ResultsStore(folder_of(tmp_path))
+    [record] = store.records()
+    assert record["device_kind"].startswith("cpu:") and record["precision"] == "none"
+    lines = store.path.read_text().replace(record["device_kind"], "cuda:NVIDIA H100 80GB HBM3")
+    store.path.write_text(lines)
+    assert run("--models", "persistence") == 0  # a GPU record does not stand in for this CPU
+    assert "skip" not in capsys.readouterr().out
+    assert run("--models", "persistence") == 0
+    assert "--rerun trains it again" in capsys.readouterr().out
+    assert run("--models", "persistence", "--rerun") == 0
+    assert len(store.records()) == 3
+
+
+def test_rebuilding_a_report_writes_the_same_bytes(run, tmp_path):
+    from bench.report import write_report
+
+    assert run("--models", "persistence") == 0
+    folder = folder_of(tmp_path)
+    files = sorted(p for p in folder.rglob("*") if p.suffix in (".png", ".pdf", ".gif", ".md"))
+    before = {p: p.read_bytes() for p in files}
+    write_report(folder)
+    assert {p: p.read_bytes() for p in files} == before
