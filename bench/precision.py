@@ -41,6 +41,7 @@ def synchronize(device: torch.device) -> None:
 
 def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Host to device without making the host wait: on CUDA from pinned memory, non-blocking."""
+    device = torch.device(device)
     if device.type == "cuda" and tensor.device.type == "cpu":
         return tensor.pin_memory().to(device, non_blocking=True)
     return tensor.to(device)

@@ -113,3 +113,12 @@ def test_compiled_step_matches_eager(data, tmp_path):
         got = compiled(frames, data.in_len, data.out_len).future
     # Fused kernels reorder float32 sums: differences of a few ulps per step, over 7 steps.
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_the_loop_benchmark_runs_on_a_cpu(capsys):
+    from bench.loop_bench import main
+
+    assert main(["--device", "cpu", "--size", "smoke", "--models", "convlstm", "--iterations",
+                 "1", "--repeats", "1", "--modes", "eager-fp32-sync", "bf16"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| convlstm")]
+    assert len(rows) == 2 and "| 1.00x |" in rows[0] and "failed" not in "".join(rows)

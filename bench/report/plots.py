@@ -12,7 +12,6 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from PIL import Image  # noqa: E402
 
-
 # No timestamps or version strings in the files: rebuilding a report from the same store writes
 # the same bytes, so rebuilding committed example results leaves them unmodified.
 _NO_METADATA = {".png": {"Software": None}, ".pdf": {"Creator": None, "Producer": None,

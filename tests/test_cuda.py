@@ -1,0 +1,69 @@
+"""The CUDA paths: skipped without a GPU (CI has none); run on a lent GPU by
+``tests/gpu/run_gpu_checks.sh``, whose output is committed under ``results/gpu/``."""
+import dataclasses
+
+import pytest
+import torch
+
+import models
+from bench.config import get_preset
+from bench.evaluate import evaluate
+from bench.profile import measure_speed
+from bench.runner import load_data, model_config
+from bench.speed import PeakMemory
+from bench.train import Trainer
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+SMOKE = get_preset("smoke")
+CUDA = torch.device("cuda")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return load_data(SMOKE.data, None, str(tmp_path_factory.mktemp("cache")))
+
+
+def build(name, data):
+    torch.manual_seed(0)
+    return models.create_model(name, **model_config(name, SMOKE, data, {}))
+
+
+@pytest.mark.parametrize("amp", ["none", "bf16", "fp16"])
+def test_training_on_cuda_in_each_precision(data, tmp_path, amp):
+    cfg = dataclasses.replace(SMOKE.train, amp=amp)
+    trainer = Trainer(build("modernn", data), data, cfg, CUDA, 0, tmp_path)
+    assert trainer.optimizer.defaults.get("fused")  # the fused CUDA AdamW
+    result = trainer.fit(progress=False)
+    assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in result.history)
+    assert result.iteration_s is None or result.iteration_s > 0
+
+
+def test_cuda_and_cpu_metrics_agree(data):
+    model = build("convlstm", data).eval()
+    on_cpu = evaluate(model, data.test, data.in_len, data.out_len, torch.device("cpu"))
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    on_gpu = evaluate(model.to(CUDA), data.test, data.in_len, data.out_len, CUDA)
+    for key in ("mse", "mae", "ssim", "psnr"):
+        assert on_gpu["headline"][key] == pytest.approx(on_cpu["headline"][key], rel=1e-3)
+
+
+def test_cuda_peak_memory_and_speed(data):
+    with PeakMemory(CUDA) as memory:
+        x = torch.empty(64, 2**20, device=CUDA)  # 256 MiB
+        del x
+    assert memory.peak_bytes >= 256 * 2**20
+    speed = measure_speed(build("modernn", data), data, SMOKE.train, CUDA, 4, repeats=2)
+    assert speed["train_seq_s"] > 0 and speed["train_peak_mb"] > 0 and speed["peak_tflops"] > 1
+
+
+def test_compiled_step_on_cuda_matches_eager(data):
+    from bench.acceleration import compile_model
+
+    eager = build("modernn", data).to(CUDA).eval()
+    compiled = compile_model(build("modernn", data).to(CUDA).eval())
+    frames = next(data.train_batches(4, seed=0)).to(CUDA)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    with torch.no_grad():
+        want = eager(frames, data.in_len, data.out_len).future
+        got = compiled(frames, data.in_len, data.out_len).future
+    torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-4)
