@@ -10,6 +10,7 @@ from pathlib import Path
 import datasets
 import models
 
+from . import distributed
 from .config import PRESETS, TrainConfig, apply_overrides, get_preset, parse_override
 from .precision import resolve_device
 from .reliability import check_model_args, check_train_overrides, parse_shard, safe_component
@@ -202,7 +203,18 @@ def main(argv: list[str] | None = None) -> int:
             print(datasets.datasets_table())
             return 0
         request = make_request(args)
-        data = check_models_fit(request)
+        request.device = distributed.rank_device(request.device)  # cuda:LOCAL_RANK under torchrun
+    except (ValueError, KeyError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    with distributed.process_group(request.device):  # under torchrun only
+        return _run(request)
+
+
+def _run(request: RunRequest) -> int:
+    try:
+        # Rank 0 first: it alone writes the cached evaluation clips the others then read.
+        data = distributed.main_first(lambda: check_models_fit(request))
     except (ValueError, KeyError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -211,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     except GridInterrupted as stop:
         print(f"\n{stop}", file=sys.stderr)
         return 130
+    if not distributed.is_main():  # rank 0 reports; every rank exits with the same status
+        return 1 if any(r["status"] != "ok" for r in new_records) else 0
     records = [r for r in ResultsStore(folder).latest()
                if r["mode"] == ("profile" if request.profile_only else "train")
                and r["model"] in request.models]

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from . import distributed
 from .metrics import PerFrameMetrics
 from .precision import autocast
 
@@ -26,12 +27,20 @@ def evaluate(
     Returns ``{"per_frame": {metric: [T values]}, "headline": {metric: mean}, "examples": ...}``
     where examples (uint8 input, target and prediction of the first clips) is present when
     ``keep_examples`` > 0.
+
+    Under torch.distributed each rank evaluates its own contiguous shard of ``clips`` and the
+    metrics are all-reduced (the same numbers as one process); examples come from rank 0's
+    shard, which starts at the first clip. Pass the unwrapped model, not a DDP wrapper.
     """
     model.eval()
     metrics = PerFrameMetrics(clip=True)
     examples = []
+    part = distributed.shard(clips)
+    if len(part) == 0 and len(clips) > 0:  # more ranks than clips: add nothing, but take part
+        empty = torch.zeros((0, out_len, *clips[0].shape[1:]), device=device)
+        metrics.update(empty, empty)
     pinned = device.type == "cuda"  # pinned pages: the copies below do not make the host wait
-    for frames in DataLoader(clips, batch_size=batch_size, shuffle=False, pin_memory=pinned):
+    for frames in DataLoader(part, batch_size=batch_size, shuffle=False, pin_memory=pinned):
         frames = frames.to(device, non_blocking=True)
         with autocast(device, amp):
             future = model(frames[:, :in_len], in_len, out_len).future

@@ -17,6 +17,7 @@ import torch
 import models
 from datasets import build_dataset
 
+from . import distributed
 from .acceleration import configure_device, precision_label
 from .config import OPERATIONAL_OPTIONS, DataConfig, Preset, config_hash
 from .estimate import cell_estimate, duration, estimate_lines
@@ -91,22 +92,31 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
     First the cost of every model still to run is measured (or read back from an earlier run of
     the same configuration on the same kind of device), and the grid's time estimated from it;
     then each cell trains, is tested and appends its record.
+
+    Under torchrun every rank runs every cell together (data-parallel); rank 0 alone decides
+    what is done, measures costs, logs, and appends to the store.
     """
     if data is None:
         data = load_data(request.preset.data, request.data_root, request.cache_dir)
     folder = out_folder(request.out_root, data, request.preset)
     store = ResultsStore(folder)
+    log = log if distributed.is_main() else (lambda *args, **kwargs: None)
     pending = []
     for name, seed in shard_cells(request.models, request.seeds, request.shard):
         record = _base_record(name, seed, request, data)
-        done = None if request.rerun else store.done(cell_key(record))
+        done = distributed.broadcast(None if request.rerun else store.done(cell_key(record)))
         if done:
             log(f"skip {name} seed {seed}: done on {done['device_name']} "
                 f"({done.get('precision')}) at {done.get('finished_at')}, in {store.path}; "
                 "--rerun trains it again")
         else:
             pending.append(record)
-    costs = _measure_costs(pending, request, data, folder, log)
+    # Rank 0 alone profiles (the others would compete for the same cores or bus and skew its
+    # timings); the others wait for its costs and estimates.
+    costs, estimates = distributed.main_only(lambda: (
+        _measure_costs(pending, request, data, folder, log), [r["estimate"] for r in pending]))
+    for record, estimate in zip(pending, estimates, strict=True):
+        record["estimate"] = estimate
     if not request.profile_only and pending:
         estimates = {f"{r['model']} seed {r['seed']}": r["estimate"] for r in pending
                      if r["estimate"] is not None}
@@ -124,10 +134,16 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
             raise GridInterrupted(f"interrupted: {where}; nothing was recorded for it. Run the same "
                                   "command to resume") from None
         record["finished_at"] = now()
-        store.append(record)
+        if distributed.is_main():
+            store.append(record)
         new_records.append(record)
         status = record["status"] if record["status"] == "ok" else f"FAILED: {record['error']}"
         log(f"   {name}: {status}")
+        if record["status"] != "ok" and distributed.is_distributed():
+            # The other ranks may be waiting in a collective this one will never join: stop
+            # the job (torchrun ends them); a relaunch resumes the grid and retries this cell.
+            raise RuntimeError(f"{name} (seed {seed}) failed on rank {distributed.rank()}: "
+                               f"{record['error']}; stopping every rank")
     return folder, new_records
 
 
@@ -148,6 +164,7 @@ def _base_record(name: str, seed: int, request: RunRequest, data) -> dict:
         "device_kind": device_kind(request.device),
         "precision": precision_label(request.device, request.preset.train),
         "device_settings": configure_device(request.device, request.preset.train),
+        "distributed": distributed.describe(request.preset.train.batch_size),
         "versions": versions(), "git_commit": git_commit(), "started_at": now(),
         "estimate": None,
     }
@@ -252,7 +269,8 @@ def _train_and_test(name, seed, model, request: RunRequest, data, folder: Path, 
         # The config hash in the name: a changed configuration never resumes another's checkpoint.
         cell_name = f"{name}__seed{seed}__{safe_component(tag, 'config hash')}"
         checkpoints = folder / "checkpoints" / cell_name
-        trainer = Trainer(model, data, cfg, device, seed, checkpoints, name=name, log=log)
+        trainer = Trainer(model, data, cfg, device, seed, checkpoints, name=name, log=log,
+                          data_parallel=True)
         training = dataclasses.asdict(trainer.fit(progress=request.progress))
     model.to(device)
     result = evaluate(model, data.test, data.in_len, data.out_len, device, cfg.eval_batch_size,
@@ -260,7 +278,8 @@ def _train_and_test(name, seed, model, request: RunRequest, data, folder: Path, 
     if not all(math.isfinite(v) for v in result["headline"].values()
                if isinstance(v, (int, float))):
         raise DivergedError(f"non-finite test metrics {result['headline']}")
-    examples = folder / "examples"
-    examples.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(examples / f"{name}__seed{seed}.npz", **result.pop("examples"))
+    examples, clips = folder / "examples", result.pop("examples")
+    if distributed.is_main():  # rank 0's shard starts at the first test clip
+        examples.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(examples / f"{name}__seed{seed}.npz", **clips)
     return {"metrics": result, "train": training}

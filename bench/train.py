@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from . import distributed
 from .acceleration import compile_model
 from .config import TrainConfig
 from .evaluate import evaluate
@@ -71,10 +72,16 @@ def make_scheduler(optimizer, cfg: TrainConfig):
 
 class Trainer:
     """Trains one model on one dataset; checkpoints every epoch (and every few minutes), keeps
-    the best on validation, and stops cleanly on Ctrl-C."""
+    the best on validation, and stops cleanly on Ctrl-C.
+
+    ``data_parallel``: under an initialised torch.distributed group, train with
+    DistributedDataParallel on this rank's slice of each global batch (see bench.distributed);
+    ``self.model`` stays the unwrapped model (checkpoints, evaluation), ``self.train_model`` is
+    the one the training steps call.
+    """
 
     def __init__(self, model, data, cfg: TrainConfig, device, seed: int, checkpoint_dir: Path,
-                 name: str = "model", log=print):
+                 name: str = "model", log=print, data_parallel: bool = False):
         self.model, self.data, self.cfg = model.to(device), data, cfg
         self.device, self.seed, self.name, self.log = device, seed, name, log
         self.checkpoint_dir = Path(checkpoint_dir)
@@ -83,6 +90,13 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
         if cfg.compile:  # once per cell: the compiled step serves training and evaluation
             compile_model(self.model, cfg.compile_mode)
+        # --- data parallelism (the identity for one process) ---
+        self.parallel = data_parallel and distributed.is_distributed()
+        self.world = distributed.world_size() if self.parallel else 1
+        if self.parallel:
+            distributed.check_batch(cfg.batch_size)
+        self.train_model = distributed.wrap(self.model, device) if self.parallel else self.model
+        self.loss_scale = distributed.loss_scale(cfg.loss) if self.parallel else 1
 
     def training_step(self, frames: torch.Tensor, step: int, generator: torch.Generator):
         """One iteration of the protocol: a step on the clips, then (optionally) on them reversed.
@@ -93,23 +107,28 @@ class Trainer:
         cfg, data = self.cfg, self.data
         # One scheduled-sampling draw per iteration, shared by the reversed pass (as the authors'
         # trainer does: the same real_input_flag for both).
-        mask = truth_mask(step, cfg, frames.shape[0], data.in_len, data.out_len, generator,
-                          self.device)
+        # Under DDP: the global batch's mask, sliced like the batch (N ranks draw as one process).
+        mask = self._rows(truth_mask(step, cfg, frames.shape[0] * self.world, data.in_len,
+                                     data.out_len, generator, self.device))
         passes = [frames, frames.flip(1)] if cfg.reverse_pass else [frames]
         total = 0.0
         for clip in passes:
             with autocast(self.device, cfg.amp):
-                pred = self.model(clip, data.in_len, data.out_len, mask)
+                pred = self.train_model(clip, data.in_len, data.out_len, mask)
                 loss = sequence_loss(pred, clip, data.in_len, cfg)
             self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
+            self.scaler.scale(loss * self.loss_scale).backward()
             if cfg.grad_clip is not None:
                 self.scaler.unscale_(self.optimizer)
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            total = total + loss.detach().float()
+            total = total + loss.detach().float() * self.loss_scale  # averaged over ranks later
         return total / len(passes)
+
+    def _rows(self, batch: torch.Tensor | None) -> torch.Tensor | None:
+        """This rank's rows of a global batch (or mask); all of them for one process."""
+        return distributed.rank_rows(batch) if self.parallel else batch
 
     def fit(self, progress: bool = True) -> TrainResult:
         """Trains from the last checkpoint (if any); an error carries ``failed_step``."""
@@ -130,7 +149,7 @@ class Trainer:
         # process holds the warm-up (allocator, cuDNN autotuning, compiling) and is left out.
         chunk_times, warm = [], False
         for epoch in range(start_epoch, cfg.epochs):
-            self.model.train()
+            self.train_model.train()
             # Data and sampling draws are seeded per epoch, so a resumed run sees the same stream.
             batches = self.data.train_batches(cfg.batch_size, seed=self.seed * 100_003 + epoch)
             generator = torch.Generator().manual_seed(self.seed * 100_019 + epoch)
@@ -141,13 +160,14 @@ class Trainer:
                     next(batches)
                 generator.set_state(resumed["generator"])
                 first, losses = start_batch, list(resumed["losses"])
-            bar = tqdm(total=cfg.steps_per_epoch, initial=first, disable=not progress,
+            bar = tqdm(total=cfg.steps_per_epoch, initial=first,
+                       disable=not progress or not distributed.is_main(),
                        desc=f"{self.name} epoch {epoch + 1}/{cfg.epochs}", leave=False,
                        dynamic_ncols=True)
             pending, chunk_start = [], time.perf_counter()
             for i in range(first, cfg.steps_per_epoch):
                 self.step = epoch * cfg.steps_per_epoch + i
-                frames = to_device(next(batches), self.device)
+                frames = to_device(self._rows(next(batches)), self.device)
                 pending.append(self.training_step(frames, self.step, generator))
                 last = i + 1 == cfg.steps_per_epoch
                 save = not last and self._checkpoint_due(i)
@@ -170,7 +190,8 @@ class Trainer:
             val = evaluate(self.model, self.data.val, self.data.in_len, self.data.out_len,
                            self.device, cfg.eval_batch_size, cfg.amp)["headline"]
             result.history.append({
-                "epoch": epoch + 1, "train_loss": sum(losses) / len(losses),
+                "epoch": epoch + 1,
+                "train_loss": self._mean_over_ranks(sum(losses) / len(losses)),
                 "val_mse": val["mse"], "val_ssim": val["ssim"],
                 "lr": self.optimizer.param_groups[0]["lr"],
             })
@@ -217,7 +238,13 @@ class Trainer:
               losses: list | None = None, generator: torch.Generator | None = None,
               elapsed: float | None = None) -> None:
         """At an epoch end (``batch`` 0: resume at the next epoch) or mid-epoch (resume at
-        iteration ``batch`` of ``epoch`` with the mask generator's state and the losses so far)."""
+        iteration ``batch`` of ``epoch`` with the mask generator's state and the losses so far).
+
+        Under DDP rank 0 alone writes (its own losses: the ranks do not agree on when a timed
+        checkpoint is due, so no collective can happen here); the others read after a barrier.
+        """
+        if not distributed.is_main():
+            return
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         state = {
             "model": self.model.state_dict(),
@@ -266,7 +293,12 @@ class Trainer:
             state["generator"] = state["generator"].cpu()
         return state["epoch"], batch, state
 
+    def _mean_over_ranks(self, value: float) -> float:
+        return distributed.all_mean(value) if self.parallel else value
+
     def _load_best(self) -> None:
+        if self.parallel:
+            distributed.barrier()  # best.pt is written by rank 0
         path = self.checkpoint_dir / "best.pt"
         if path.exists():
             state = torch.load(path, map_location=self.device, weights_only=True)

@@ -1,18 +1,57 @@
 """``run_bench.py`` with cost profiling stubbed out (it takes most of a smoke run's time).
 
-The resume test runs this as a subprocess and kills it; everything else is the real CLI.
+The resume tests run this as a subprocess (also under torchrun) and kill it; everything else is
+the real CLI. ``BENCH_TEST_CRASH_AFTER=K`` makes rank 0 die (``os._exit``, no clean-up) right
+after its K-th mid-epoch checkpoint, as a crash or a kill would; ``BENCH_TEST_NO_REPORT=1``
+skips the tables and plots (seconds of matplotlib), writing an empty summary.md;
+``BENCH_TEST_GRAD_NORMS=FILE`` has rank 0 write the gradient norm after every iteration to FILE
+(JSON), to compare the gradients of N ranks with one process's (Adam hides their scale).
 """
+import json
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bench.runner  # noqa: E402
+import bench.train  # noqa: E402
+from bench import distributed  # noqa: E402
 
 bench.runner.profile_model = lambda model, *args, **kwargs: {
     "params": sum(p.numel() for p in model.parameters())}
 
+CRASH_AFTER = int(os.environ.get("BENCH_TEST_CRASH_AFTER", "0"))
+if CRASH_AFTER:
+    save, saved = bench.train.Trainer._save, []
+
+    def save_then_crash(self, name, epoch, result, batch=0, **kwargs):
+        save(self, name, epoch, result, batch=batch, **kwargs)
+        saved.extend([batch] if batch else [])
+        if len(saved) == CRASH_AFTER and distributed.is_main():
+            os._exit(17)
+
+    bench.train.Trainer._save = save_then_crash
+
+GRAD_NORMS = os.environ.get("BENCH_TEST_GRAD_NORMS")
+if GRAD_NORMS:
+    step, norms = bench.train.Trainer.training_step, []
+
+    def step_and_record(self, *args, **kwargs):
+        loss = step(self, *args, **kwargs)
+        norms.append(sum(p.grad.square().sum() for p in self.model.parameters()).sqrt().item())
+        if distributed.is_main():
+            Path(GRAD_NORMS).parent.mkdir(parents=True, exist_ok=True)
+            Path(GRAD_NORMS).write_text(json.dumps(norms))
+        return loss
+
+    bench.train.Trainer.training_step = step_and_record
+
+import bench.cli  # noqa: E402
 from bench.cli import main  # noqa: E402
+
+if os.environ.get("BENCH_TEST_NO_REPORT") == "1":
+    bench.cli.write_report = lambda folder: (Path(folder) / "summary.md").write_text("")
 
 if __name__ == "__main__":
     sys.exit(main())

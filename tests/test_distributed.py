@@ -1,0 +1,161 @@
+"""Data-parallel training under torchrun (2 real processes, gloo, CPU): N ranks reproduce one
+process, rank 0 alone writes, and a crashed run resumes."""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench import distributed
+from bench.cli import main
+from bench.train import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ROOT / "tests" / "_fast_run_bench.py"
+SMOKE = "mmnist-embedded-32px/smoke"
+# Global batch 4 (2 clips per rank); a mid-epoch checkpoint after every iteration.
+ARGS = ["--preset", "smoke", "--models", "convlstm", "persistence", "--batch-size", "4",
+        "--epochs", "2", "--steps", "3", "--set", "checkpoint_every_steps=1", "--no-progress"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(out: Path, cache: Path, *extra, crash_after: int = 0) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "BENCH_TEST_CRASH_AFTER": str(crash_after),
+           "BENCH_TEST_NO_REPORT": "1", "BENCH_TEST_GRAD_NORMS": str(out / "grad_norms.json")}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+               f"--master_port={_free_port()}", str(FAST), *ARGS, *extra,
+               "--out", str(out), "--cache-dir", str(cache)]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def records(out: Path) -> list[dict]:
+    path = out / SMOKE / "records.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def final_weights(out: Path) -> dict:
+    (path,) = (out / SMOKE / "checkpoints").glob("convlstm__*/last.pt")
+    return torch.load(path, weights_only=True)["model"]
+
+
+def assert_same_weights(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()  # no "module." prefix: checkpoints work for 1 and N processes
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6, msg=key)
+    return max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    """The reference: the same grid in one process (this one), stubbed as FAST is."""
+    out = tmp_path_factory.mktemp("one")
+    step, norms = Trainer.training_step, []
+
+    def step_and_record(self, *args, **kwargs):  # as FAST's BENCH_TEST_GRAD_NORMS
+        loss = step(self, *args, **kwargs)
+        norms.append(sum(p.grad.square().sum() for p in self.model.parameters()).sqrt().item())
+        return loss
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Trainer, "training_step", step_and_record)
+        patch.setattr("bench.runner.profile_model", lambda model, *a, **k: {
+            "params": sum(p.numel() for p in model.parameters())})
+        patch.setattr("bench.cli.write_report",
+                      lambda folder: (Path(folder) / "summary.md").write_text(""))
+        assert main([*ARGS, "--out", str(out), "--cache-dir", str(out / "cache")]) == 0
+    (out / "grad_norms.json").write_text(json.dumps(norms))
+    return out
+
+
+def test_two_processes_train_and_evaluate_like_one(one_process, tmp_path):
+    run = torchrun(tmp_path / "two", tmp_path / "cache")
+    assert run.returncode == 0, run.stderr[-3000:]
+    two = {r["model"]: r for r in records(tmp_path / "two")}
+    one = {r["model"]: r for r in records(one_process)}
+    # rank 0 alone appends: one record per cell, saying how it was run
+    assert len(records(tmp_path / "two")) == 2 and set(two) == {"convlstm", "persistence"}
+    assert two["convlstm"]["distributed"] == {"world_size": 2, "per_rank_batch": 2,
+                                              "backend": "gloo"}
+    assert one["convlstm"]["distributed"]["world_size"] == 1
+    assert two["convlstm"]["config_hash"] == one["convlstm"]["config_hash"]
+    # the global batch sliced over ranks and the summed loss scaled by the world size: one
+    # process's gradients (Adam would hide a wrong scale in the weights)
+    norms = [json.loads((out / "grad_norms.json").read_text()) for out in (one_process, tmp_path / "two")]
+    assert len(norms[0]) == 2 * 3 and norms[1] == pytest.approx(norms[0], rel=1e-5)
+    diff = assert_same_weights(final_weights(one_process), final_weights(tmp_path / "two"))
+    print(f"max |weight difference| 1 vs 2 processes: {diff:.3g}")
+    for name in ("convlstm", "persistence"):  # sharded test set, all-reduced metrics
+        for metric, values in one[name]["metrics"]["per_frame"].items():
+            assert two[name]["metrics"]["per_frame"][metric] == pytest.approx(values, rel=1e-5)
+    for a, b in zip(one["convlstm"]["train"]["history"], two["convlstm"]["train"]["history"],
+                    strict=True):
+        assert b == pytest.approx(a, rel=1e-5)
+    assert (tmp_path / "two" / SMOKE / "examples" / "convlstm__seed0.npz").is_file()
+
+
+def test_a_crashed_run_relaunched_resumes_like_an_uninterrupted_one(one_process, tmp_path):
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    crashed = torchrun(out, cache, "--models", "convlstm", crash_after=3)  # at epoch 2, iteration 1
+    assert crashed.returncode != 0 and records(out) == []
+    resumed = torchrun(out, cache, "--models", "convlstm")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (record,) = records(out)
+    assert record["train"]["resumed_from_step"] == 4
+    assert_same_weights(final_weights(one_process), final_weights(out))
+    reference = next(r for r in records(one_process) if r["model"] == "convlstm")
+    one, two = reference["train"]["history"], record["train"]["history"]
+    assert [h["val_mse"] for h in two] == pytest.approx([h["val_mse"] for h in one], rel=1e-5)
+    # (the resumed epoch's train_loss mixes in rank 0's own losses from before the crash: a
+    # checkpoint holds no collective, so it carries rank 0's, not the mean over ranks)
+    assert two[0]["train_loss"] == pytest.approx(one[0]["train_loss"], rel=1e-5)
+
+
+# ------------------------------------------------------------------ helpers, without a group
+@pytest.fixture
+def two_ranks(monkeypatch):
+    def as_rank(r):
+        monkeypatch.setattr(distributed, "is_distributed", lambda: True)
+        monkeypatch.setattr(distributed, "world_size", lambda: 2)
+        monkeypatch.setattr(distributed, "rank", lambda: r)
+    return as_rank
+
+
+def test_the_global_batch_must_split_evenly(two_ranks):
+    two_ranks(0)
+    with pytest.raises(ValueError, match="batch size 5 does not split evenly over 2 processes"):
+        distributed.check_batch(5)
+
+
+def test_rank_rows_are_disjoint_slices_covering_the_batch(two_ranks):
+    batch = torch.arange(8).reshape(4, 2)
+    parts = []
+    for r in (0, 1):
+        two_ranks(r)
+        parts.append(distributed.rank_rows(batch))
+    assert torch.equal(torch.cat(parts), batch)
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 8])
+def test_eval_shards_partition_the_clips_in_order(two_ranks, n):
+    clips = list(range(n))
+    shards = []
+    for r in (0, 1):
+        two_ranks(r)
+        shards.append(list(distributed.shard(clips)))
+    assert shards[0] + shards[1] == clips and abs(len(shards[0]) - len(shards[1])) <= 1
+
+
+def test_one_process_is_untouched():
+    assert not distributed.launched() or os.environ.get("WORLD_SIZE") == "1"
+    assert distributed.world_size() == 1 and distributed.is_main()
+    assert distributed.loss_scale("mse+l1") == 1
+    assert distributed.wrap(torch.nn.Linear(2, 2), torch.device("cpu")).__class__ is torch.nn.Linear
