@@ -168,9 +168,15 @@ def report_main(argv: list[str]) -> int:
     if not stores:
         print(f"error: no {RECORDS_FILE} under {', '.join(args.out)}", file=sys.stderr)
         return 2
+    failed = 0
     for folder in stores:
-        print(f"report: {write_report(folder)}")
-    return 0
+        try:
+            print(f"report: {write_report(folder)}")
+        except (ValueError, KeyError, OSError) as error:  # one bad store does not stop the others
+            print(f"error: cannot report {folder}: {type(error).__name__}: {error}",
+                  file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
 
 
 def download_main(argv: list[str]) -> int:
@@ -208,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                if r["mode"] == ("profile" if request.profile_only else "train")
                and r["model"] in request.models]
     if request.profile_only:
+        write_report(folder)
         print(cost_table(cost_frame(records)).to_markdown(index=False))
     else:
         write_report(folder)

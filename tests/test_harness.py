@@ -88,3 +88,15 @@ def test_list_models_table(capsys):
     assert main(["--list-models"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("modernn"))
     assert "5,867,600" in line
+
+
+def test_profile_only_run_writes_cost_tables(run, tmp_path, capsys, monkeypatch):
+    import bench.runner
+    cost = {"params": 0, "used_params": 0, "gmacs_fvcore": 0.0, "train_seq_s": 0.0,
+            "infer_seq_s": 100.0, "train_peak_mb": 0.0, "infer_peak_mb": 1.0}
+    monkeypatch.setattr(bench.runner, "profile_model", lambda *a, **k: dict(cost))
+    assert run("--models", "persistence", "--profile-only") == 0
+    assert "| persistence" in capsys.readouterr().out  # the table is still printed
+    folder = folder_of(tmp_path)
+    for name in ("summary.md", "summary.csv", "README.md", "cost_bars.png", "cost_bars.pdf"):
+        assert (folder / name).stat().st_size > 0, name
