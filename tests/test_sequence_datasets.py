@@ -1,6 +1,9 @@
 """Your own sequence data: file formats, windows and splits, normalisation, laziness, errors."""
 import gc
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -16,7 +19,7 @@ from datasets import (
     datasets_table,
     load_sequence_dataset,
 )
-from datasets.examples import write_blobs
+from datasets.blobs import write_blobs
 from datasets.sequence_files import expand_ids
 
 
@@ -316,3 +319,12 @@ def test_examples_cli_writes_a_small_blobs_file(tmp_path):
     path = write_blobs(tmp_path / "b.h5", n_sequences=3, n_frames=12, size=16)
     with h5py.File(path) as f:
         assert f["frames"].shape == (3, 12, 1, 16, 16) and len(f["sequences"]) == 3
+
+
+def test_examples_command_runs_without_a_runpy_warning(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-W", "error", "-m", "datasets.examples", "blobs",
+                           "--out", str(tmp_path / "b.h5"), "--sequences", "2", "--frames", "5",
+                           "--size", "8"], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "wrote" in done.stdout and (tmp_path / "b.h5").is_file()
