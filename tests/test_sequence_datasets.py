@@ -227,10 +227,10 @@ def test_large_files_are_read_lazily(tmp_path, kind):
 def test_missing_key_wrong_rank_and_nan_are_clear_errors(tmp_path):
     with h5py.File(tmp_path / "d.h5", "w") as f:
         f["frames"] = coded_sequences()
-        f["flat"] = np.zeros((30, 8, 8), np.float32)
+        f["flat"] = np.zeros((30, 64), np.float32)
     with pytest.raises(DatasetFileError, match="no dataset or group 'framez'.*frames"):
         load_sequence_dataset(config(tmp_path / "d.h5", key="framez"))
-    with pytest.raises(DatasetFileError, match=r"\(30, 8, 8\) \(rank 3\)"):
+    with pytest.raises(DatasetFileError, match=r"\(30, 64\) \(rank 2\); expected rank 3, 4 or 5"):
         load_sequence_dataset(config(tmp_path / "d.h5", key="flat"))
     np.savez(tmp_path / "d.npz", frames=coded_sequences())
     with pytest.raises(DatasetFileError, match="no array 'x'"):
