@@ -239,11 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     records = [r for r in ResultsStore(folder).latest()
                if r["mode"] == ("profile" if request.profile_only else "train")
                and r["model"] in request.models]
+    write_report(folder)  # profile-only records get the cost tables and plots
     if request.profile_only:
-        write_report(folder)
         print(cost_table(cost_frame(records)).to_markdown(index=False))
     else:
-        write_report(folder)
         print((folder / "summary.md").read_text())
     print(f"results: {folder}")
     return 1 if any(r["status"] != "ok" for r in new_records) else 0
