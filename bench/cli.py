@@ -14,9 +14,6 @@ from . import distributed
 from .config import PRESETS, TrainConfig, apply_overrides, get_preset, parse_override
 from .precision import resolve_device
 from .reliability import check_model_args, check_train_overrides, parse_shard, safe_component
-from .report import write_report
-from .report.aggregate import cost_frame
-from .report.tables import cost_table
 from .runner import GridInterrupted, RunRequest, load_data, model_config, run_grid
 from .store import RECORDS_FILE, ResultsStore
 
@@ -34,9 +31,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="run_bench.py",
         description="Train and evaluate spatiotemporal predictors under one protocol.",
+        epilog="subcommands:\n"
+               "  run_bench.py report [--out FOLDER ...]     rebuild every table and plot from "
+               "the stores below FOLDER (default: results)\n"
+               "  run_bench.py download mnist [--data-root DIR]   fetch and verify the MNIST "
+               "files\n"
+               "run 'run_bench.py report --help' or 'run_bench.py download --help' for their "
+               "options",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, metavar="NAME",
-                        help="model names, shell wildcards ('predrnn*') or 'all' "
+                        help="model names (space-separated), shell wildcards ('predrnn*') or 'all' "
                              f"(default: {' '.join(DEFAULT_MODELS)})")
     parser.add_argument("--dataset", default="mmnist",
                         help="dataset name (default: mmnist; see --list-datasets)")
@@ -46,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preset", default="quick", choices=list(PRESETS),
                         help="smoke: seconds; quick (default): minutes on a CPU; paper: the "
                              "authors' protocol")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="N")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="N",
+                        help="random seeds, space-separated; one run per (model, seed) "
+                             "(default: 0)")
     parser.add_argument("--shard", metavar="I/N",
                         help="run only the I-th of N disjoint parts of the (model, seed) grid "
                              "(1 <= I <= N; round-robin over the sorted cells), e.g. for a "
@@ -82,7 +89,7 @@ def list_models_table(fmt: str) -> str:
     rows = []
     for name in models.list_models():
         spec = models.get_spec(name)
-        params = sum(p.numel() for p in models.create_model(name).parameters())
+        params = models.parameter_count(name)  # on the meta device: nothing is allocated
         rows.append({"name": name, "family": spec.family, "params": params, "paper": spec.paper})
     if fmt == "json":
         return json.dumps(rows, indent=2)
@@ -137,7 +144,7 @@ def make_request(args: argparse.Namespace) -> RunRequest:
     if args.data_root is not None and not Path(args.data_root).is_dir():
         raise ValueError(f"--data-root {args.data_root!r} is not a folder")
     return RunRequest(
-        models=models.list_models(args.models), preset=preset, seeds=args.seeds,
+        models=models.list_models(_model_patterns(args.models)), preset=preset, seeds=args.seeds,
         device=resolve_device(args.device), out_root=out_root, data_root=args.data_root,
         cache_dir=args.cache_dir, model_args=dict(parse_override(t) for t in args.model_arg),
         profile_only=args.profile_only, progress=not args.no_progress, rerun=args.rerun,
@@ -145,11 +152,27 @@ def make_request(args: argparse.Namespace) -> RunRequest:
     )
 
 
+def _model_patterns(names: list[str]) -> list[str]:
+    """``--models a,b`` is one (unknown) name: say that names are space-separated."""
+    if any("," in name for name in names):
+        split = [part for name in names for part in name.split(",") if part]
+        raise ValueError(f"--models takes space-separated names, not a comma-separated list: got "
+                         f"{' '.join(names)!r}; use: --models {' '.join(split)}")
+    return names
+
+
 def _coerce(overrides: dict) -> dict:
     """JSON lists become tuples where the config field is a tuple (betas)."""
     defaults = TrainConfig()
     return {k: tuple(v) if isinstance(getattr(defaults, k, None), tuple) and isinstance(v, list)
             else v for k, v in overrides.items()}
+
+
+def _check_dataset_config(path: str) -> None:
+    where = Path(path).expanduser().resolve()
+    if not where.is_file():
+        what = "is a folder, not a TOML file" if where.is_dir() else "not found"
+        raise ValueError(f"dataset config {path!r} {what} (looked at {where})")
 
 
 def _check_writable(folder: Path) -> None:
@@ -168,13 +191,20 @@ def report_main(argv: list[str]) -> int:
     parser.add_argument("--out", nargs="+", default=["results"],
                         help="results folders; each store found below them is reported")
     args = parser.parse_args(argv)
+    from .report import write_report  # here: pandas, scipy and seaborn take seconds to import
     stores = sorted({p.parent for root in args.out for p in Path(root).rglob(RECORDS_FILE)})
     if not stores:
         print(f"error: no {RECORDS_FILE} under {', '.join(args.out)}", file=sys.stderr)
         return 2
+    failed = 0
     for folder in stores:
-        print(f"report: {write_report(folder)}")
-    return 0
+        try:
+            print(f"report: {write_report(folder)}")
+        except (ValueError, KeyError, OSError) as error:  # one bad store does not stop the others
+            print(f"error: cannot report {folder}: {type(error).__name__}: {error}",
+                  file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
 
 
 def download_main(argv: list[str]) -> int:
@@ -198,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             print(list_models_table(args.format))
             return 0
         if args.dataset_config:
+            _check_dataset_config(args.dataset_config)
             args.dataset = datasets.register_config(args.dataset_config)
         if args.list_datasets:
             print(datasets.datasets_table())
@@ -225,13 +256,14 @@ def _run(request: RunRequest) -> int:
         return 130
     if not distributed.is_main():  # rank 0 reports; every rank exits with the same status
         return 1 if any(r["status"] != "ok" for r in new_records) else 0
+    from .report import cost_frame, cost_table, write_report  # slow imports, only when needed
     records = [r for r in ResultsStore(folder).latest()
                if r["mode"] == ("profile" if request.profile_only else "train")
                and r["model"] in request.models]
+    write_report(folder)  # profile-only records get the cost tables and plots
     if request.profile_only:
         print(cost_table(cost_frame(records)).to_markdown(index=False))
     else:
-        write_report(folder)
         print((folder / "summary.md").read_text())
     print(f"results: {folder}")
     return 1 if any(r["status"] != "ok" for r in new_records) else 0

@@ -1,7 +1,7 @@
 """The datasets that come with the harness: ``mmnist`` and the generated ``blobs`` example."""
 from __future__ import annotations
 
-from .examples import BLOBS, blobs_path
+from .blobs import BLOBS, blobs_path
 from .mmnist_data import MovingMNISTConfig, moving_mnist
 from .registry import register_dataset
 from .sequence_data import SequenceData

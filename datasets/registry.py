@@ -99,7 +99,8 @@ def _probe_shape(config) -> str:
 
     rel = config.path or config.paths["train"]
     path = config.resolve(rel)
-    c, h, w = SequenceSource(path, _format_of(path, config.format), config.key, None).frame_shape
+    c, h, w = SequenceSource(path, _format_of(path, config.format), config.key, None,
+                             config.layout).frame_shape
     return f"{c} x {h} x {w}"
 
 

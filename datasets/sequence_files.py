@@ -1,6 +1,7 @@
 """Your own sequences from HDF5, ``.npy``, ``.npz`` or PredRNN ``.npz`` files, read lazily.
 
-Layout: each file holds one or more sequences of frames ``[T, C, H, W]`` (any numeric dtype):
+Layout: each file holds one or more sequences of frames ``[T, C, H, W]`` (any numeric dtype),
+or another axis order named by ``layout`` (:mod:`datasets.layouts`: ``NTHW``, ``NTHWC``...):
 
 - HDF5: ``key`` names a 4-D dataset (one sequence), a 5-D dataset ``[N, T, C, H, W]``
   (N sequences), or a group whose 4-D datasets are the sequences (sorted by name; their
@@ -34,6 +35,7 @@ import tomllib
 import torch
 from torch.utils.data import Dataset
 
+from .layouts import LayoutError, check_layout, choose_layout, layout_opener
 from .sequence_data import SequenceData
 
 FORMATS = ("hdf5", "npy", "npz", "predrnn")
@@ -56,6 +58,7 @@ class SequenceFileConfig:
     paths: dict[str, str] = field(default_factory=dict)  # or {"train": ..., "val": ..., "test": ...}
     format: str = "auto"
     key: str | None = None
+    layout: str | None = None  # NTCHW, TCHW, NTHW, THW, NTHWC, THWC (default: by rank)
     table: str | None = None
     in_len: int = 10
     out_len: int = 10
@@ -80,6 +83,7 @@ class SequenceFileConfig:
         if self.format not in ("auto", *FORMATS):
             raise ValueError(f"dataset {self.name!r}: format must be auto or one of "
                              f"{', '.join(FORMATS)}; got {self.format!r}")
+        check_layout(self.layout, f"dataset {self.name!r}")
         for name, least in (("in_len", 1), ("out_len", 1), ("stride", 1),
                             ("segment_length", 0)):
             _check_int(f"{self.name}: {name}", getattr(self, name), least)
@@ -125,8 +129,13 @@ def _check_int(what: str, value, least: int) -> None:
 class SequenceSource:
     """One file's sequences, opened lazily (and again in each process)."""
 
-    def __init__(self, path: Path, fmt: str, key: str | None, table: str | None):
+    def __init__(self, path: Path, fmt: str, key: str | None, table: str | None,
+                 layout: str | None = None):
         self.path, self.format, self.key, self.table_key = path, fmt, key, table
+        if layout is not None and fmt == "predrnn":
+            raise DatasetFileError(f"{path}: a PredRNN .npz file has a fixed layout; remove "
+                                   f"layout = {layout!r}")
+        self.layout = layout
         self._handle = None
         self._pid = None
         self.storage = "lazy"
@@ -137,6 +146,7 @@ class SequenceSource:
         self.dtype = np.dtype(arrays["dtype"])
         self.attrs = arrays.get("attrs")
         self.key = arrays.get("key", key)
+        self.layout = arrays.get("layout", "TCHW")
         if len(self.frame_shape) != 3 or min(self.frame_shape, default=0) < 1:
             raise DatasetFileError(f"{path}: frames must be [C, H, W]; got {self.frame_shape}")
         if not (np.issubdtype(self.dtype, np.integer) or np.issubdtype(self.dtype, np.floating)
@@ -167,7 +177,10 @@ class SequenceSource:
 
     # Each opener returns {"reader": f(seq, start, stop), "lengths", "frame_shape", "dtype"}.
     def _open(self) -> dict:
-        return getattr(self, f"_open_{self.format}")()
+        try:
+            return getattr(self, f"_open_{self.format}")()
+        except LayoutError as error:
+            raise DatasetFileError(f"{self.path}: {error}") from None
 
     def _open_hdf5(self) -> dict:
         f = h5py.File(self.path, "r")
@@ -188,32 +201,32 @@ class SequenceSource:
             if not names:
                 raise DatasetFileError(f"{self.path}: group {key!r} holds no datasets")
             members = [node[n] for n in names]
-            for n, m in zip(names, members, strict=True):
-                if m.ndim != 4 or m.shape[1:] != members[0].shape[1:]:
+            layout = self.layout.removeprefix("N") if self.layout else None  # one per member
+            opened = [layout_opener(m, choose_layout(f"{key}/{n}", m.shape, layout))
+                      for n, m in zip(names, members, strict=True)]
+            for n, m, o in zip(names, members, opened, strict=True):
+                if o["frame_shape"] != opened[0]["frame_shape"]:
                     raise DatasetFileError(
                         f"{self.path}: {key}/{n} has shape {m.shape}; every sequence in a group "
-                        f"must be [T, C, H, W] with the same [C, H, W] as {members[0].shape[1:]}")
+                        f"must have the same [C, H, W] as {names[0]}: {opened[0]['frame_shape']}")
             attrs = [{"name": n, **{k: _plain(v) for k, v in m.attrs.items()}}
                      for n, m in zip(names, members, strict=True)]
-            return {"reader": lambda s, a, b: members[s][a:b], "lengths": [m.shape[0] for m in
-                    members], "frame_shape": members[0].shape[1:], "dtype": members[0].dtype,
-                    "attrs": attrs, "key": key}
-        _check_rank(self.path, key, node.shape)
+            return {"reader": lambda s, a, b: opened[s]["reader"](0, a, b),
+                    "lengths": [o["lengths"][0] for o in opened],
+                    "frame_shape": opened[0]["frame_shape"], "dtype": members[0].dtype,
+                    "attrs": attrs, "key": key, "layout": opened[0]["layout"]}
+        opened = layout_opener(node, choose_layout(repr(key), node.shape, self.layout))
         if self.table_key is not None:
             attrs = _h5_table(f, self.table_key, self.path)
-        if node.ndim == 4:
-            return {"reader": lambda s, a, b: node[a:b], "lengths": [node.shape[0]],
-                    "frame_shape": node.shape[1:], "dtype": node.dtype, "attrs": attrs,
-                    "key": key}
-        return {"reader": lambda s, a, b: node[s, a:b], "lengths": [node.shape[1]] * node.shape[0],
-                "frame_shape": node.shape[2:], "dtype": node.dtype, "attrs": attrs, "key": key}
+        return {**opened, "dtype": node.dtype, "attrs": attrs, "key": key}
 
     def _open_npy(self) -> dict:
         try:
             array = np.load(self.path, mmap_mode="r", allow_pickle=False)
         except ValueError as error:
             raise DatasetFileError(f"{self.path}: cannot read as .npy: {error}") from None
-        return _array_opener(self.path, "array", array)
+        return {**layout_opener(array, choose_layout("the array", array.shape, self.layout)),
+                "dtype": array.dtype}
 
     def _open_npz(self) -> dict:
         names = _npz_names(self.path)
@@ -226,7 +239,8 @@ class SequenceSource:
         if key not in names:
             raise DatasetFileError(f"{self.path}: no array {key!r}; it holds: {', '.join(names)}")
         array = self._npz_array(key)
-        return {**_array_opener(self.path, key, array), "key": key}
+        return {**layout_opener(array, choose_layout(repr(key), array.shape, self.layout)),
+                "dtype": array.dtype, "key": key}
 
     def _npz_array(self, key: str) -> np.ndarray:
         array = _npz_memmap(self.path, key)
@@ -271,23 +285,6 @@ class SequenceSource:
 
         return {"reader": read, "lengths": (lengths[0] + lengths[1]).tolist(),
                 "frame_shape": raw.shape[1:], "dtype": raw.dtype}
-
-
-def _array_opener(path: Path, key: str, array: np.ndarray) -> dict:
-    _check_rank(path, key, array.shape)
-    if array.ndim == 4:
-        return {"reader": lambda s, a, b: array[a:b], "lengths": [array.shape[0]],
-                "frame_shape": array.shape[1:], "dtype": array.dtype}
-    return {"reader": lambda s, a, b: array[s, a:b], "lengths": [array.shape[1]] * array.shape[0],
-            "frame_shape": array.shape[2:], "dtype": array.dtype}
-
-
-def _check_rank(path: Path, key: str, shape: tuple) -> None:
-    if len(shape) not in (4, 5):
-        raise DatasetFileError(
-            f"{path}: {key!r} has shape {tuple(shape)} (rank {len(shape)}); expected one "
-            "sequence [T, C, H, W] or several [N, T, C, H, W] (add a channel axis of size 1 "
-            "to [T, H, W] data)")
 
 
 def _h5_names(f: h5py.File) -> list[str]:
@@ -434,7 +431,7 @@ def load_sequence_dataset(config: SequenceFileConfig | str | os.PathLike, *,
         if not path.is_file():
             raise FileNotFoundError(f"dataset {config.name!r}: no file {path}")
         sources.append(SequenceSource(path, _format_of(path, config.format), config.key,
-                                      config.table))
+                                      config.table, config.layout))
         split_of_file.append(role)
     shapes = {s.frame_shape for s in sources}
     if len(shapes) != 1:
@@ -495,6 +492,7 @@ def load_sequence_dataset(config: SequenceFileConfig | str | os.PathLike, *,
         "format": sorted({s.format for s in sources}),
         "storage": sorted({s.storage for s in sources}),
         "dtype": str(sources[0].dtype),
+        "layout": sorted({s.layout for s in sources}),
         "splits": {name: {"sequences": _ranges(splits[name], store, config),  # ids: "0-32,40"
                           "n_sequences": len(splits[name]), "windows": len(windows[name]),
                           "stride": config.stride if name == "train" else eval_stride}

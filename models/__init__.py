@@ -6,6 +6,7 @@ from .registry import (
     create_model,
     get_spec,
     list_models,
+    parameter_count,
     register_model,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "create_model",
     "get_spec",
     "list_models",
+    "parameter_count",
     "register_model",
 ]

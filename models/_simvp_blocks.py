@@ -56,6 +56,8 @@ def _trunc_normal_init(module: nn.Module) -> None:
 
 def _fan_out_init(module: nn.Module) -> None:
     """GASubBlock._init_weights: conv weights ~ N(0, 2 / fan_out), biases 0 (Linear: 0.02)."""
+    if getattr(module, "weight", None) is not None and module.weight.is_meta:
+        return  # a meta build (parameter counting) has no values; normal_ there costs seconds
     if isinstance(module, nn.Conv2d):
         fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
         module.weight.data.normal_(0, math.sqrt(2.0 / (fan_out // module.groups)))
@@ -260,8 +262,8 @@ class MetaBlock(nn.Module):
         self.attn = AttentionUnit(dim, GatedAttention(dim))
         self.norm2 = nn.BatchNorm2d(dim)
         self.mlp = MixMlp(dim, int(dim * mlp_ratio))
-        self.layer_scale_1 = nn.Parameter(1e-2 * torch.ones(dim))
-        self.layer_scale_2 = nn.Parameter(1e-2 * torch.ones(dim))
+        self.layer_scale_1 = nn.Parameter(torch.full((dim,), 1e-2))
+        self.layer_scale_2 = nn.Parameter(torch.full((dim,), 1e-2))
         self.drop_rate = drop_rate
         self.apply(_fan_out_init)
         if kind == "tau":  # built after the init, as TAUSubBlock does: PyTorch's default init
@@ -283,7 +285,8 @@ class MetaTranslator(nn.Module):
                  drop_path_rate: float):
         super().__init__()
         # OpenSTL: linspace(1e-2, drop_path, N_T); at drop_path = 0 we drop nothing (see simvp.py).
-        rates = torch.linspace(1e-2, drop_path_rate, n_t).tolist() if drop_path_rate > 0 else [0.0] * n_t
+        rates = ([0.0] * n_t if drop_path_rate <= 0
+                 else torch.linspace(1e-2, drop_path_rate, n_t, device="cpu").tolist())
         dims = [channels] + [hid] * (n_t - 1) + [channels]
         self.blocks = nn.Sequential(*(
             MetaBlock(dims[i], dims[i + 1], kind, mlp_ratio, rates[i]) for i in range(n_t)

@@ -61,13 +61,16 @@ def block(c_in: int, c_out: int, stride: int, up: bool = False) -> nn.Sequential
 
 def moment_matrix(size: int = KERNEL) -> torch.Tensor:
     """M[i, j] = (j - centre)^i / i!: row i of M @ k gives the i-th moment of kernel k."""
-    offsets = torch.arange(size, dtype=torch.float64) - (size - 1) // 2
+    # Constants (here and in moment_targets) are computed on the CPU even under
+    # `with torch.device("meta")`, where --list-models counts parameters: a meta arange or eye
+    # would load PyTorch's decompositions (seconds).
+    offsets = torch.arange(size, dtype=torch.float64, device="cpu") - (size - 1) // 2
     return torch.stack([offsets**i / math.factorial(i) for i in range(size)])
 
 
 def moment_targets(size: int = KERNEL) -> torch.Tensor:
     """``[size^2, size, size]``: kernel n should have the single moment (n // size, n % size)."""
-    return torch.eye(size * size, dtype=torch.float64).view(size * size, size, size)
+    return torch.eye(size * size, dtype=torch.float64, device="cpu").view(size * size, size, size)
 
 
 class PhyCell(nn.Module):

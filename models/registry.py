@@ -11,9 +11,14 @@ import fnmatch
 import importlib
 import importlib.metadata
 import pkgutil
+import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 
+import torch
 import torch.nn as nn
 
 ENTRY_POINT_GROUP = "stbench.models"
@@ -61,9 +66,24 @@ def _discover() -> None:
     package = importlib.import_module(__package__)
     for info in pkgutil.iter_modules(package.__path__):
         if not info.name.startswith("_"):
-            importlib.import_module(f"{__package__}.{info.name}")
+            where = Path(info.module_finder.path) / f"{info.name}.py"
+            _import_or_warn(where, partial(importlib.import_module, f"{__package__}.{info.name}"))
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        entry_point.load()
+        _import_or_warn(f"entry point {entry_point.value!r}", entry_point.load)
+
+
+def _import_or_warn(where, load: Callable) -> None:
+    """A model file that fails to import is skipped with a warning, so the others stay usable."""
+    try:
+        load()
+    except Exception as error:  # SyntaxError, ImportError, an error in the module's own code...
+        frames = [f.lineno for f in traceback.extract_tb(error.__traceback__)
+                  if f.filename == str(where)]  # the failing line is shown, not ours
+        line = (error.lineno if isinstance(error, SyntaxError) else frames[-1] if frames
+                else None) or 1
+        warnings.warn_explicit(f"skipping {where}: it failed to import ({type(error).__name__}: "
+                               f"{error}); its models are not registered", RuntimeWarning,
+                               str(where), line)
 
 
 def refresh() -> None:
@@ -81,12 +101,14 @@ def list_models(patterns: str | list[str] = "*") -> list[str]:
         patterns = [patterns]
     names = sorted(_REGISTRY)
     chosen: list[str] = []
+    unknown: list[str] = []
     for pattern in patterns:
-        pattern = "*" if pattern == "all" else pattern
-        matches = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        matches = [n for n in names if fnmatch.fnmatchcase(n, "*" if pattern == "all" else pattern)]
         if not matches:
-            raise UnknownModelError(_unknown_message(pattern))
+            unknown.append(pattern)
         chosen += [m for m in matches if m not in chosen]
+    if unknown:  # every unknown name at once, each with its closest registered names
+        raise UnknownModelError(_unknown_message(*unknown))
     return chosen
 
 
@@ -102,11 +124,29 @@ def create_model(name: str, **config) -> nn.Module:
     return get_spec(name).build(**config)
 
 
-def _unknown_message(name: str) -> str:
+def parameter_count(name: str, **config) -> int:
+    """Parameters of ``create_model(name, **config)``, counted on the meta device (no memory
+    allocated, no weights initialised); a model that cannot be built there is built for real."""
+    try:
+        return meta_parameter_count(name, **config)
+    except Exception:  # e.g. a constructor that reads a tensor's values
+        return sum(p.numel() for p in create_model(name, **config).parameters())
+
+
+def meta_parameter_count(name: str, **config) -> int:
+    with torch.device("meta"):
+        model = create_model(name, **config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def _unknown_message(*names: str) -> str:
     known = sorted(_REGISTRY)
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return f"unknown model {name!r}{hint or ';'} known: {', '.join(known)}"
+    parts = []
+    for name in names:
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        parts.append(f"unknown model {name!r}"
+                     + (f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ";"))
+    return " ".join(parts) + f" known: {', '.join(known)}"
 
 
 class UnknownModelError(KeyError):

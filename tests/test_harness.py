@@ -115,3 +115,44 @@ def test_rebuilding_a_report_writes_the_same_bytes(run, tmp_path):
     before = {p: p.read_bytes() for p in files}
     write_report(folder)
     assert {p: p.read_bytes() for p in files} == before
+
+
+def test_profile_only_run_writes_cost_tables(run, tmp_path, capsys, monkeypatch):
+    import bench.runner
+    cost = {"params": 0, "used_params": 0, "gmacs_fvcore": 0.0, "train_seq_s": 0.0,
+            "infer_seq_s": 100.0, "train_peak_mb": 0.0, "infer_peak_mb": 1.0}
+    monkeypatch.setattr(bench.runner, "profile_model", lambda *a, **k: dict(cost))
+    assert run("--models", "persistence", "--profile-only") == 0
+    assert "| persistence" in capsys.readouterr().out  # the table is still printed
+    folder = folder_of(tmp_path)
+    for name in ("summary.md", "summary.csv", "README.md", "cost_bars.png", "cost_bars.pdf"):
+        assert (folder / name).stat().st_size > 0, name
+
+
+def test_comma_separated_models_say_names_are_space_separated(run, capsys):
+    assert run("--models", "modernn,convlstm", "persistence") == 2
+    err = capsys.readouterr().err
+    assert "space-separated" in err and "use: --models modernn convlstm persistence" in err
+
+
+def test_every_unknown_model_is_reported(run, capsys):
+    assert run("--models", "convlstn", "persistence", "modrnn") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1  # one line
+    assert "'convlstn'; did you mean 'convlstm'" in err and "'modrnn'; did you mean 'modernn'" in err
+
+
+def test_missing_dataset_config_names_the_path(run, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run("--dataset-config", "x.toml") == 2
+    err = capsys.readouterr().err
+    assert err == f"error: dataset config 'x.toml' not found (looked at {tmp_path / 'x.toml'})\n"
+
+
+def test_help_names_the_subcommands_and_every_option(capsys):
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    assert "run_bench.py report" in text and "run_bench.py download" in text
+    assert "random seeds" in text
+    from bench.cli import build_parser
+    assert all(action.help for action in build_parser()._actions)

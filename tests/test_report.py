@@ -91,3 +91,51 @@ def test_report_command_rebuilds_from_the_store(store, tmp_path, capsys):
     assert (tmp_path / "README.md").exists()
     assert "report:" in capsys.readouterr().out
     assert main(["report", "--out", str(tmp_path / "nothing")]) == 2
+
+
+def profile_record(model, **cost):
+    row = record(model, 0, 1.0)
+    return {**row, "mode": "profile", "metrics": None, "train": None,
+            "cost": {**row["cost"], **cost}}
+
+
+def test_profile_only_store_gets_cost_tables_and_plots(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.append(profile_record("modernn", params=2_000_000))
+    store.append(profile_record("convlstm", train_seq_s=9.0))
+    assert write_report(tmp_path) == tmp_path / "summary.md"
+    summary = (tmp_path / "summary.md").read_text()
+    assert summary.startswith("# Cost: toy, preset quick") and "| convlstm" in summary
+    csv = pd.read_csv(tmp_path / "summary.csv").set_index("model")
+    assert csv.loc["modernn", "params"] == 2_000_000 and csv.loc["convlstm", "train_seq_s"] == 9.0
+    assert r"\toprule" in (tmp_path / "summary.tex").read_text()
+    for suffix in (".png", ".pdf"):
+        assert (tmp_path / f"cost_bars{suffix}").stat().st_size > 1000
+    assert "cost_bars.png" in (tmp_path / "README.md").read_text()
+
+
+def test_report_goes_on_past_a_folder_that_fails(store, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    ResultsStore(broken).append({k: v for k, v in record("modernn", 0, 1.0).items()
+                                 if k != "dataset_info"})
+    empty = tmp_path / "empty"
+    ResultsStore(empty).append({**record("modernn", 0, 1.0), "mode": "other"})
+    assert main(["report", "--out", str(broken), str(empty), str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 2 and "Traceback" not in captured.err
+    assert errors[0].startswith(f"error: cannot report {broken}: KeyError")
+    assert f"no training or profile records in {empty}" in errors[1]
+    assert f"report: {tmp_path / 'summary.md'}" in captured.out  # the good store still reported
+
+
+def test_titles_name_the_dataset_not_absolute_paths(tmp_path):
+    store = ResultsStore(tmp_path)
+    info = {"name": "storms", "source": "storms: sequences from /data/deep/storms.h5"}
+    store.append({**record("modernn", 0, 1.0), "dataset_info": info})
+    write_report(tmp_path)
+    for name in ("summary.md", "README.md", "summary.tex"):
+        text = (tmp_path / name).read_text()
+        assert "/data/deep" not in text, name
+        assert name.endswith(".tex") or "Data: storms: sequences from storms.h5" in text, name
+    assert (tmp_path / "README.md").read_text().startswith("# storms, preset quick\n")

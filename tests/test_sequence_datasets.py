@@ -1,6 +1,9 @@
 """Your own sequence data: file formats, windows and splits, normalisation, laziness, errors."""
 import gc
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -16,7 +19,7 @@ from datasets import (
     datasets_table,
     load_sequence_dataset,
 )
-from datasets.examples import write_blobs
+from datasets.blobs import write_blobs
 from datasets.sequence_files import expand_ids
 
 
@@ -224,10 +227,10 @@ def test_large_files_are_read_lazily(tmp_path, kind):
 def test_missing_key_wrong_rank_and_nan_are_clear_errors(tmp_path):
     with h5py.File(tmp_path / "d.h5", "w") as f:
         f["frames"] = coded_sequences()
-        f["flat"] = np.zeros((30, 8, 8), np.float32)
+        f["flat"] = np.zeros((30, 64), np.float32)
     with pytest.raises(DatasetFileError, match="no dataset or group 'framez'.*frames"):
         load_sequence_dataset(config(tmp_path / "d.h5", key="framez"))
-    with pytest.raises(DatasetFileError, match=r"\(30, 8, 8\) \(rank 3\)"):
+    with pytest.raises(DatasetFileError, match=r"\(30, 64\) \(rank 2\); expected rank 3, 4 or 5"):
         load_sequence_dataset(config(tmp_path / "d.h5", key="flat"))
     np.savez(tmp_path / "d.npz", frames=coded_sequences())
     with pytest.raises(DatasetFileError, match="no array 'x'"):
@@ -316,3 +319,12 @@ def test_examples_cli_writes_a_small_blobs_file(tmp_path):
     path = write_blobs(tmp_path / "b.h5", n_sequences=3, n_frames=12, size=16)
     with h5py.File(path) as f:
         assert f["frames"].shape == (3, 12, 1, 16, 16) and len(f["sequences"]) == 3
+
+
+def test_examples_command_runs_without_a_runpy_warning(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-W", "error", "-m", "datasets.examples", "blobs",
+                           "--out", str(tmp_path / "b.h5"), "--sequences", "2", "--frames", "5",
+                           "--size", "8"], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "wrote" in done.stdout and (tmp_path / "b.h5").is_file()

@@ -1,11 +1,12 @@
 """Every table and plot of a results folder, rebuilt from its store alone (no retraining)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 
-from ..store import ResultsStore
+from ..store import RECORDS_FILE, ResultsStore
 from . import plots
 from .aggregate import accuracy_frame, cost_frame, history_frame, per_frame_frame
 from .tables import accuracy_table, cost_table, csv_table, to_latex
@@ -23,20 +24,29 @@ CONVENTIONS = (
 
 
 def write_report(folder: str | Path) -> Path:
-    """Writes the tables, plots, example grids/GIFs and README.md index of ``folder``."""
+    """Writes the tables, plots, example grids/GIFs and README.md index of ``folder``; a store of
+    profile-only records (``--profile-only``) gets the cost tables and plots alone."""
     folder = Path(folder)
-    records = [r for r in ResultsStore(folder).latest() if r["mode"] == "train"]
-    if not records:
-        raise ValueError(f"no training records in {folder}; run the benchmark first")
+    latest = ResultsStore(folder).latest()
+    records = [r for r in latest if r["mode"] == "train"]
+    if records:
+        return _write_training_report(folder, records)
+    records = [r for r in latest if r["mode"] == "profile"]
+    if records:
+        return _write_cost_report(folder, records)
+    raise ValueError(f"no training or profile records in {folder / RECORDS_FILE}; "
+                     "run the benchmark first")
+
+
+def _write_training_report(folder: Path, records: list[dict]) -> Path:
     acc, cost = accuracy_frame(records, BASELINE), cost_frame(records)
-    info = records[0]["dataset_info"]
     setup = _setup(records)
-    caption = f"{info['name']} ({info['source']}), preset {records[0]['preset']}"
+    caption, data_line = _caption(records)
 
     accuracy_md = accuracy_table(acc, baseline=BASELINE).to_markdown(index=False)
     cost_md = cost_table(cost).to_markdown(index=False)
     (folder / "summary.md").write_text(
-        f"# Accuracy: {caption}\n\n{accuracy_md}\n\n{CONVENTIONS}\n\n"
+        f"# Accuracy: {caption}\n\n{data_line}\n\n{accuracy_md}\n\n{CONVENTIONS}\n\n"
         f"# Cost\n\n{cost_md}\n\n{_cost_note(setup)}\n"
     )
     csv_table(acc, cost).to_csv(folder / "summary.csv", index=False)
@@ -56,8 +66,7 @@ def write_report(folder: str | Path) -> Path:
     history = history_frame(records)
     if not history.empty:
         figures.append(("Training curves", plots.loss_curves(history, folder / "loss_curves")[0]))
-    if "train_seq_s" in cost:
-        figures.append(("Throughput and memory", plots.cost_bars(cost, folder / "cost_bars")[0]))
+    figures += _cost_figures(folder, cost)
     examples = []
     for npz in sorted((folder / "examples").glob("*.npz")):
         with np.load(npz, allow_pickle=False) as data:
@@ -65,8 +74,45 @@ def write_report(folder: str | Path) -> Path:
         title = npz.stem.replace("__", ", ")
         examples.append((title, plots.example_grid(arrays, title, npz.with_suffix(".png")),
                          plots.example_gif(arrays, npz.with_suffix(".gif"))))
-    _write_index(folder, caption, accuracy_md, cost_md, setup, figures, examples)
+    sections = [("Accuracy", [data_line, "", accuracy_md, "", CONVENTIONS]),
+                ("Cost", [cost_md, "", _cost_note(setup)])]
+    tables = ("[summary.md](summary.md), [summary.csv](summary.csv), [summary.tex](summary.tex) "
+              "(LaTeX, booktabs), [per_frame.csv](per_frame.csv)")
+    _write_index(folder, caption, sections, tables, figures, examples)
     return folder / "summary.md"
+
+
+def _write_cost_report(folder: Path, records: list[dict]) -> Path:
+    """Profile-only records: parameters, FLOPs, throughput and memory; no accuracy."""
+    cost = cost_frame(records)
+    setup = _setup(records)
+    caption, data_line = _caption(records)
+    caption = f"{caption}, cost only (--profile-only)"
+    cost_md = cost_table(cost).to_markdown(index=False)
+    (folder / "summary.md").write_text(
+        f"# Cost: {caption}\n\n{data_line}\n\n{cost_md}\n\n{_cost_note(setup)}\n")
+    cost.to_csv(folder / "summary.csv", index=False)
+    (folder / "summary.tex").write_text(
+        to_latex(cost_table(cost, latex=True), f"Cost on {caption}. " + _cost_note(setup),
+                 "tab:cost"))
+    tables = "[summary.md](summary.md), [summary.csv](summary.csv), [summary.tex](summary.tex)"
+    _write_index(folder, caption, [("Cost", [data_line, "", cost_md, "", _cost_note(setup)])],
+                 tables, _cost_figures(folder, cost), [])
+    return folder / "summary.md"
+
+
+def _cost_figures(folder: Path, cost) -> list:
+    if "train_seq_s" not in cost:
+        return []
+    return [("Throughput and memory", plots.cost_bars(cost, folder / "cost_bars")[0])]
+
+
+def _caption(records: list[dict]) -> tuple[str, str]:
+    """A title from the dataset and preset names (never a path), and a line naming the data
+    source with any absolute path shortened to its file name."""
+    info = records[0]["dataset_info"]
+    source = re.sub(r"(?<![\w.])/[^\s,;()]+", lambda m: Path(m.group()).name, info["source"])
+    return f"{info['name']}, preset {records[0]['preset']}", f"Data: {source}."
 
 
 def _setup(records: list[dict]) -> dict:
@@ -95,12 +141,11 @@ def _cost_note(setup: dict) -> str:
     )
 
 
-def _write_index(folder, caption, accuracy_md, cost_md, setup, figures, examples) -> None:
-    lines = [f"# {caption}", "", "## Accuracy", "", accuracy_md, "", CONVENTIONS, "",
-             "## Cost", "", cost_md, "", _cost_note(setup), "",
-             "Tables: [summary.md](summary.md), [summary.csv](summary.csv), "
-             "[summary.tex](summary.tex) (LaTeX, booktabs), [per_frame.csv](per_frame.csv); "
-             "the store: [records.jsonl](records.jsonl).", ""]
+def _write_index(folder, caption, sections, tables, figures, examples) -> None:
+    lines = [f"# {caption}", ""]
+    for title, body in sections:
+        lines += [f"## {title}", "", *body, ""]
+    lines += [f"Tables: {tables}; the store: [records.jsonl](records.jsonl).", ""]
     for title, path in figures:
         lines += [f"## {title}", "", f"![{title}]({path.name}) ([PDF]({path.with_suffix('.pdf').name}))", ""]
     if examples:
