@@ -251,8 +251,11 @@ def _run(request: RunRequest) -> int:
         return 2
     try:
         folder, new_records = run_grid(request, data=data)
-    except GridInterrupted as stop:
-        print(f"\n{stop}", file=sys.stderr)
+    except KeyboardInterrupt as stop:  # Ctrl-C: one line, no traceback
+        where = stop if isinstance(stop, GridInterrupted) else (
+            "interrupted before training began; nothing was recorded. Run the same command to "
+            "start again (measured costs are kept)")
+        print(f"\n{where}", file=sys.stderr)
         return 130
     if not distributed.is_main():  # rank 0 reports; every rank exits with the same status
         return 1 if any(r["status"] != "ok" for r in new_records) else 0

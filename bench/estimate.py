@@ -31,10 +31,13 @@ def duration(seconds: float) -> str:
     return f"{seconds}s"
 
 
-def estimate_lines(estimates: dict[str, dict], device_name: str) -> list[str]:
-    """The table printed before training: per cell and in total."""
+def estimate_lines(estimates: dict[str, dict], device_name: str,
+                   conv_tflops: float | None = None) -> list[str]:
+    """The table printed before training: per cell and in total. ``conv_tflops``: the device's
+    measured 3x3-convolution rate, which sets how long a CPU run takes."""
     width = max(len(name) for name in estimates)
-    lines = [f"estimated time on {device_name} (from the throughput just measured):"]
+    rate = f", 3x3 convolutions at {conv_tflops * 1000:.0f} GFLOP/s" if conv_tflops else ""
+    lines = [f"estimated time on {device_name}{rate}, from the throughput just measured:"]
     for name, e in estimates.items():
         if e["iteration_s"]:
             train = f"{e['iterations']} iterations x {e['iteration_s']:.3g} s = {duration(e['train_s'])}"

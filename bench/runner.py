@@ -121,7 +121,10 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
         estimates = {f"{r['model']} seed {r['seed']}": r["estimate"] for r in pending
                      if r["estimate"] is not None}
         if estimates:
-            for line in estimate_lines(estimates, pending[0]["device_name"]):
+            rates = [c["conv_peak_tflops"] for c in costs.values()
+                     if isinstance(c, dict) and c.get("conv_peak_tflops")]
+            for line in estimate_lines(estimates, pending[0]["device_name"],
+                                       max(rates) if rates else None):
                 log(line)
     new_records = []
     for record in pending:
