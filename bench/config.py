@@ -85,8 +85,9 @@ PRESETS: dict[str, Preset] = {
     ),
     "quick": Preset(
         "quick",
-        "about 10 minutes for four models on a 2-core CPU: hidden 32 and 2 layers, 150 iterations "
-        "of batch 8 (300 optimizer steps with the reversed pass), 64 validation and 512 test clips; "
+        "minutes for four models on a CPU (the run prints its estimate): hidden 32 and 2 "
+        "layers, 150 iterations of batch 8 (300 optimizer steps with the reversed pass), 64 "
+        "validation and 512 test clips; "
         "the authors' optimizer, cosine schedule, reversed pass and scheduled sampling (eta reaches "
         "0 at iteration 75), but a per-pixel MSE loss: in so few steps the authors' summed L1 term "
         "holds models near the blank-frame prediction",

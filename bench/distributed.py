@@ -96,23 +96,30 @@ class RemoteError(RuntimeError):
     """An error raised on rank 0 inside :func:`main_only`, re-raised on the other ranks."""
 
 
-def main_only(work: Callable[[], object]):
-    """Runs ``work`` on rank 0 only; every rank returns its result or raises its error, so the
-    ranks take the same path afterwards (and never wait at a collective rank 0 skipped)."""
-    if not is_distributed():
-        return work()
+def _on_main(work: Callable[[], object], share: bool):
+    """Rank 0 runs ``work``; every rank gets (its outcome if ``share``, else rank 0's own only;
+    the failure's type and message) by broadcast. Rank 0 re-raises its own failure."""
     outcome, failure = None, None
     if is_main():
         try:
             outcome = work()
         except Exception as error:
             failure = error
-    outcome, message = broadcast((outcome, None if failure is None else
-                                  f"{type(failure).__name__}: {failure}"))
+    shared, kind, message = broadcast((outcome if share else None, None, None)
+                                      if failure is None else (None, type(failure), str(failure)))
     if failure is not None:
         raise failure
-    if message is not None:
-        raise RemoteError(f"on rank 0: {message}")
+    return outcome if is_main() else shared, kind, message
+
+
+def main_only(work: Callable[[], object]):
+    """Runs ``work`` on rank 0 only; every rank returns its result or raises its error, so the
+    ranks take the same path afterwards (and never wait at a collective rank 0 skipped)."""
+    if not is_distributed():
+        return work()
+    outcome, kind, message = _on_main(work, share=True)
+    if kind is not None:
+        raise RemoteError(f"on rank 0: {kind.__name__}: {message}")
     return outcome
 
 
@@ -122,16 +129,7 @@ def main_first(work: Callable[[], object]):
     every rank as the same type when it can be rebuilt from its message (ValueError...)."""
     if not is_distributed():
         return work()
-    outcome, failure = None, None
-    if is_main():
-        try:
-            outcome = work()
-        except Exception as error:
-            failure = error
-    kind, message = broadcast((None, None) if failure is None else
-                              (type(failure), str(failure)))
-    if failure is not None:
-        raise failure
+    outcome, kind, message = _on_main(work, share=False)
     if kind is not None:
         raise kind(message) if issubclass(kind, ValueError | KeyError | OSError) else \
             RemoteError(f"on rank 0: {kind.__name__}: {message}")

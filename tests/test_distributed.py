@@ -69,7 +69,7 @@ def one_process(tmp_path_factory):
         patch.setattr(Trainer, "training_step", step_and_record)
         patch.setattr("bench.runner.profile_model", lambda model, *a, **k: {
             "params": sum(p.numel() for p in model.parameters())})
-        patch.setattr("bench.cli.write_report",
+        patch.setattr("bench.report.write_report",
                       lambda folder: (Path(folder) / "summary.md").write_text(""))
         assert main([*ARGS, "--out", str(out), "--cache-dir", str(out / "cache")]) == 0
     (out / "grad_norms.json").write_text(json.dumps(norms))
