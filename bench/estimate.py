@@ -37,7 +37,7 @@ def estimate_lines(estimates: dict[str, dict], device_name: str,
     measured 3x3-convolution rate, which sets how long a CPU run takes."""
     width = max(len(name) for name in estimates)
     rate = f", 3x3 convolutions at {conv_tflops * 1000:.0f} GFLOP/s" if conv_tflops else ""
-    lines = [f"estimated time on {device_name}{rate}, from the throughput just measured:"]
+    lines = [f"estimated time on {device_name}{rate}, from the measured throughput:"]
     for name, e in estimates.items():
         if e["iteration_s"]:
             train = f"{e['iterations']} iterations x {e['iteration_s']:.3g} s = {duration(e['train_s'])}"

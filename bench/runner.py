@@ -141,7 +141,10 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
             store.append(record)
         new_records.append(record)
         status = record["status"] if record["status"] == "ok" else f"FAILED: {record['error']}"
-        log(f"   {name}: {status}")
+        took = f"took {duration(record['wall_s'])}"
+        if record["estimate"]:
+            took += f", estimated {duration(record['estimate']['total_s'])}"
+        log(f"   {name}: {status} ({took})")
         if record["status"] != "ok" and distributed.is_distributed():
             # The other ranks may be waiting in a collective this one will never join: stop
             # the job (torchrun ends them); a relaunch resumes the grid and retries this cell.
