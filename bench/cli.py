@@ -16,7 +16,7 @@ from .config import PRESETS, TrainConfig, apply_overrides, get_preset, parse_ove
 from .match import parse_match
 from .precision import resolve_device
 from .reliability import check_model_args, check_train_overrides, parse_shard, safe_component
-from .runner import GridInterrupted, RunRequest, load_data, model_config, run_grid
+from .runner import GridInterrupted, RunRequest, load_data, match_target, model_config, run_grid
 from .store import RECORDS_FILE, ResultsStore
 
 DEFAULT_MODELS = ["modernn", "convlstm", "predrnn", "persistence"]
@@ -133,6 +133,8 @@ def check_models_fit(request: RunRequest) -> None:
                              f"{data.channels}x{data.height}x{data.width} frames: {error}") from None
         except Exception:  # anything else is recorded as that model's failure by the grid
             pass
+    if request.match is not None:
+        match_target(request, data)  # a reference that cannot be matched: an error before training
     return data
 
 

@@ -155,19 +155,25 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
     return folder, new_records
 
 
+def match_target(request: RunRequest, data) -> float:
+    """The size ``--match`` asks for: a number, or the reference model's at this data/preset."""
+    target = request.match
+    if target.model is None:
+        return target.value
+    spec = models.get_spec(target.model)
+    accepted = inspect.signature(spec.build).parameters
+    own = {k: v for k, v in request.model_args.items() if k in accepted}
+    value = size(target.by, target.model, model_config(target.model, request.preset, data, own),
+                 data.in_len, data.out_len)
+    if value <= 0:
+        raise ValueError(f"--match {target}: {target.model!r} has no {target.by} to match (it "
+                         "counts 0); accepted: a model with parameters, or a number")
+    return value
+
+
 def match_sizes(request: RunRequest, data, log=print) -> dict[str, dict]:
     """Per model: the width that brings its size closest to ``request.match`` (bench.match)."""
-    target = request.match
-    value = target.value
-    if target.model is not None:
-        spec = models.get_spec(target.model)
-        accepted = inspect.signature(spec.build).parameters
-        own = {k: v for k, v in request.model_args.items() if k in accepted}
-        value = size(target.by, target.model, model_config(target.model, request.preset, data, own),
-                     data.in_len, data.out_len)
-        if value <= 0:
-            raise ValueError(f"--match {target}: {target.model!r} has no {target.by} to match "
-                             "(it counts 0); accepted: a trainable reference model or a number")
+    target, value = request.match, match_target(request, data)
     unit = "parameters" if target.by == "params" else "FLOPs per test rollout at batch 1"
     log(f"match {target}: target {value:,.0f} {unit}")
     matched = {}
