@@ -166,7 +166,7 @@ def match_target(request: RunRequest, data) -> float:
     value = size(target.by, target.model, model_config(target.model, request.preset, data, own),
                  data.in_len, data.out_len)
     if value <= 0:
-        raise ValueError(f"--match {target}: {target.model!r} has no {target.by} to match (it "
+        raise ValueError(f"--match {str(target)!r}: {target.model!r} has no {target.by} to match (it "
                          "counts 0); accepted: a model with parameters, or a number")
     return value
 
