@@ -11,10 +11,12 @@ import datasets
 import models
 
 from . import distributed
+from .budget import parse_budget
 from .config import PRESETS, TrainConfig, apply_overrides, get_preset, parse_override
+from .match import parse_match
 from .precision import resolve_device
 from .reliability import check_model_args, check_train_overrides, parse_shard, safe_component
-from .runner import GridInterrupted, RunRequest, load_data, model_config, run_grid
+from .runner import GridInterrupted, RunRequest, load_data, match_target, model_config, run_grid
 from .store import RECORDS_FILE, ResultsStore
 
 DEFAULT_MODELS = ["modernn", "convlstm", "predrnn", "persistence"]
@@ -61,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, help="override the preset's epochs")
     parser.add_argument("--steps", type=int, help="override the preset's steps per epoch")
     parser.add_argument("--batch-size", type=int, help="override the preset's batch size")
+    parser.add_argument("--budget", metavar="KIND=N",
+                        help="train every model until the same budget is spent: flops=N "
+                             "(training FLOPs), time=SECONDS (training time on this device) or "
+                             "steps=N (iterations); the schedule is laid out over the budget")
+    parser.add_argument("--match", metavar="KIND=N|MODEL",
+                        help="scale every model's width to the same size: params=N|MODEL or "
+                             "flops=N|MODEL (FLOPs of one test rollout at batch 1), e.g. "
+                             "params=modernn")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any training option, e.g. --set amp=bf16 --set lr=5e-4")
     parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
@@ -123,6 +133,8 @@ def check_models_fit(request: RunRequest) -> None:
                              f"{data.channels}x{data.height}x{data.width} frames: {error}") from None
         except Exception:  # anything else is recorded as that model's failure by the grid
             pass
+    if request.match is not None:
+        match_target(request, data)  # a reference that cannot be matched: an error before training
     return data
 
 
@@ -149,6 +161,8 @@ def make_request(args: argparse.Namespace) -> RunRequest:
         cache_dir=args.cache_dir, model_args=dict(parse_override(t) for t in args.model_arg),
         profile_only=args.profile_only, progress=not args.no_progress, rerun=args.rerun,
         shard=parse_shard(args.shard) if args.shard is not None else None,
+        budget=parse_budget(args.budget) if args.budget is not None else None,
+        match=parse_match(args.match) if args.match is not None else None,
     )
 
 

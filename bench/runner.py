@@ -19,9 +19,11 @@ from datasets import build_dataset
 
 from . import distributed
 from .acceleration import configure_device, precision_label
+from .budget import Budget, plan_budget
 from .config import OPERATIONAL_OPTIONS, DataConfig, Preset, config_hash
 from .estimate import cell_estimate, duration, estimate_lines
 from .evaluate import evaluate
+from .match import MatchTarget, match_width, size
 from .profile import profile_model
 from .provenance import device_kind, device_name, git_commit, now, versions
 from .reliability import free_memory, is_out_of_memory, safe_component, shard_cells
@@ -45,6 +47,8 @@ class RunRequest:
     progress: bool = True
     shard: tuple[int, int] | None = None  # (i, n): the i-th of n parts of the (model, seed) grid
     rerun: bool = False  # train cells again even when the store has them done
+    budget: Budget | None = None  # train every model until this budget is spent (bench.budget)
+    match: MatchTarget | None = None  # scale every model's width to this size (bench.match)
 
 
 def load_data(data: DataConfig, data_root: str | None, cache_dir: str):
@@ -101,9 +105,10 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
     folder = out_folder(request.out_root, data, request.preset)
     store = ResultsStore(folder)
     log = log if distributed.is_main() else (lambda *args, **kwargs: None)
+    matched = match_sizes(request, data, log) if request.match else {}
     pending = []
     for name, seed in shard_cells(request.models, request.seeds, request.shard):
-        record = _base_record(name, seed, request, data)
+        record = _base_record(name, seed, request, data, matched.get(name))
         done = distributed.broadcast(None if request.rerun else store.done(cell_key(record)))
         if done:
             log(f"skip {name} seed {seed}: done on {done['device_name']} "
@@ -153,7 +158,43 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
     return folder, new_records
 
 
-def _base_record(name: str, seed: int, request: RunRequest, data) -> dict:
+def match_target(request: RunRequest, data) -> float:
+    """The size ``--match`` asks for: a number, or the reference model's at this data/preset."""
+    target = request.match
+    if target.model is None:
+        return target.value
+    spec = models.get_spec(target.model)
+    accepted = inspect.signature(spec.build).parameters
+    own = {k: v for k, v in request.model_args.items() if k in accepted}
+    value = size(target.by, target.model, model_config(target.model, request.preset, data, own),
+                 data.in_len, data.out_len)
+    if value <= 0:
+        raise ValueError(f"--match {str(target)!r}: {target.model!r} has no {target.by} to match (it "
+                         "counts 0); accepted: a model with parameters, or a number")
+    return value
+
+
+def match_sizes(request: RunRequest, data, log=print) -> dict[str, dict]:
+    """Per model: the width that brings its size closest to ``request.match`` (bench.match)."""
+    target, value = request.match, match_target(request, data)
+    unit = "parameters" if target.by == "params" else "FLOPs per test rollout at batch 1"
+    log(f"match {target}: target {value:,.0f} {unit}")
+    matched = {}
+    for name in dict.fromkeys(request.models):
+        config = model_config(name, request.preset, data, request.model_args)
+        info = match_width(name, config, value, target.by, data.in_len, data.out_len)
+        info["target_from"] = target.model or "number"
+        matched[name] = info
+        if info["scalable"]:
+            log(f"   {name}: {info['width_arg']} {info['default_width']} -> {info['width']}, "
+                f"{info['achieved']:,.0f} ({info['relative_error']:+.1%})")
+        else:
+            log(f"   {name}: {info['note']} ({info['achieved']:,.0f})")
+    return matched
+
+
+def _base_record(name: str, seed: int, request: RunRequest, data,
+                 matched: dict | None = None) -> dict:
     spec = models.get_spec(name)
     train = dataclasses.asdict(request.preset.train)
     config = {
@@ -161,7 +202,17 @@ def _base_record(name: str, seed: int, request: RunRequest, data) -> dict:
         "train": {k: v for k, v in train.items() if k not in OPERATIONAL_OPTIONS},
         "data": dataclasses.asdict(request.preset.data),
     }
+    # A budget or a size match makes a different cell (a different hash); without them the hash
+    # is what it always was.
+    if request.budget is not None:
+        config["budget"] = request.budget.as_dict()
+    if matched is not None:
+        config["match"] = request.match.as_dict()
+        if matched["scalable"]:
+            config["model"][matched["width_arg"]] = matched["width"]
     return {
+        "budget": request.budget.as_dict() if request.budget is not None else None,
+        "match": matched,
         "mode": "profile" if request.profile_only else "train",
         "model": name, "family": spec.family, "paper": spec.paper,
         "dataset": data.name, "dataset_info": data.describe(), "preset": request.preset.name,
@@ -199,7 +250,25 @@ def _measure_costs(pending: list[dict], request: RunRequest, data, folder: Path,
         if not isinstance(costs[key], Exception):
             record["estimate"] = cell_estimate(costs[key], request.preset, len(data.val),
                                                len(data.test))
+            if request.budget is not None:
+                record["estimate"] = _budget_estimate(record["estimate"], request, costs[key])
+
     return costs
+
+
+def _budget_estimate(estimate: dict, request: RunRequest, cost: dict) -> dict:
+    """The training part of an estimate under a budget: its iterations at the measured rate."""
+    if not estimate["iteration_s"]:
+        return estimate
+    try:
+        plan = plan_budget(request.budget, request.preset.train, cost)
+    except ValueError:
+        return estimate  # the cell records the error when it runs
+    iterations = plan.estimated_iterations or 0
+    train_s = plan.amount if plan.kind == "time" else iterations * estimate["iteration_s"]
+    eval_s = estimate["eval_s"]
+    return {**estimate, "iterations": iterations, "train_s": train_s,
+            "total_s": train_s + eval_s}
 
 
 def _profile(name: str, record: dict, request: RunRequest, data, log):
@@ -252,7 +321,7 @@ def _run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict
             np.random.seed(seed)
             model = models.create_model(name, **record["config"]["model"])
             cell.update(_train_and_test(name, seed, model, request, data, folder,
-                                        record["config_hash"], log))
+                                        record["config_hash"], log, cost))
     except Exception as error:  # one model's failure is recorded; the grid goes on
         kind = "out of memory: " if is_out_of_memory(error) else ""
         cell.update(status="failed", error=f"{kind}{type(error).__name__}: {error}",
@@ -267,7 +336,7 @@ def _run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict
 
 
 def _train_and_test(name, seed, model, request: RunRequest, data, folder: Path, tag: str,
-                    log=print) -> dict:
+                    log=print, cost: dict | None = None) -> dict:
     cfg, device = request.preset.train, request.device
     training = None
     safe_component(name, "model name")
@@ -275,8 +344,14 @@ def _train_and_test(name, seed, model, request: RunRequest, data, folder: Path, 
         # The config hash in the name: a changed configuration never resumes another's checkpoint.
         cell_name = f"{name}__seed{seed}__{safe_component(tag, 'config hash')}"
         checkpoints = folder / "checkpoints" / cell_name
+        plan = plan_budget(request.budget, cfg, cost) if request.budget is not None else None
+        if plan is not None:
+            log(f"   budget {request.budget}: " + (
+                f"{plan.iterations} iterations of {plan.flops_per_iteration:.3g} FLOPs"
+                if plan.kind == "flops" else f"{plan.iterations} iterations"
+                if plan.kind == "steps" else f"about {plan.estimated_iterations} iterations"))
         trainer = Trainer(model, data, cfg, device, seed, checkpoints, name=name, log=log,
-                          data_parallel=True)
+                          data_parallel=True, budget=plan)
         training = dataclasses.asdict(trainer.fit(progress=request.progress))
     model.to(device)
     result = evaluate(model, data.test, data.in_len, data.out_len, device, cfg.eval_batch_size,

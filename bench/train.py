@@ -17,10 +17,11 @@ from tqdm import tqdm
 
 from . import distributed
 from .acceleration import compile_model
+from .budget import CHECKPOINT_FRACTIONS, BudgetPlan, checkpoint_iterations, cosine_lr
 from .config import TrainConfig
 from .evaluate import evaluate
 from .precision import autocast, to_device
-from .schedule import sequence_loss, truth_mask
+from .schedule import sampling_eta, sequence_loss, truth_mask
 
 
 class DivergedError(RuntimeError):
@@ -43,6 +44,8 @@ class TrainResult:
     parts: int = 1  # processes the training ran in (1 + the number of resumptions)
     earlier_parts_s: float = 0.0  # of wall_s, the time spent in earlier (interrupted) processes
     iteration_s: float | None = None  # median seconds per training iteration, as the loop ran
+    # a budgeted run (see bench.budget): the budget, its plan, and what was spent
+    budget: dict | None = None
 
 
 def is_trainable(model: torch.nn.Module) -> bool:
@@ -78,11 +81,16 @@ class Trainer:
     DistributedDataParallel on this rank's slice of each global batch (see bench.distributed);
     ``self.model`` stays the unwrapped model (checkpoints, evaluation), ``self.train_model`` is
     the one the training steps call.
+
+    ``budget``: train until the budget is spent instead of for ``cfg.epochs`` (bench.budget: the
+    schedule follows the fraction of the budget spent; validation at budget checkpoints).
     """
 
     def __init__(self, model, data, cfg: TrainConfig, device, seed: int, checkpoint_dir: Path,
-                 name: str = "model", log=print, data_parallel: bool = False):
+                 name: str = "model", log=print, data_parallel: bool = False,
+                 budget: BudgetPlan | None = None):
         self.model, self.data, self.cfg = model.to(device), data, cfg
+        self.budget = budget
         self.device, self.seed, self.name, self.log = device, seed, name, log
         self.checkpoint_dir = Path(checkpoint_dir)
         self.optimizer = make_optimizer(model, cfg)
@@ -135,7 +143,7 @@ class Trainer:
         self.step = None  # the iteration being run, for error reports
         try:
             with _StopOnCtrlC() as self._stop:
-                return self._fit(progress)
+                return self._fit_budget(progress) if self.budget else self._fit(progress)
         except Exception as error:
             error.failed_step = self.step
             raise
@@ -211,6 +219,118 @@ class Trainer:
         self._load_best()
         return result
 
+    def _fit_budget(self, progress: bool) -> TrainResult:
+        """Trains until the budget is spent; the data stream is the unbudgeted one (epochs of
+        ``steps_per_epoch`` seeded batches), the schedule follows the budget's progress, and
+        validation runs at its checkpoints (each stamped with training FLOPs and seconds)."""
+        cfg, plan, result = self.cfg, self.budget, TrainResult()
+        start_epoch, start_batch, resumed = self._resume(result)
+        state = (resumed or {}).get("budget") or {}
+        done, train_s = state.get("iterations", 0), state.get("train_s", 0.0)
+        finished = state.get("finished", False)
+        window = list(resumed["losses"]) if resumed is not None else []  # since last validation
+        fixed = checkpoint_iterations(plan) if plan.iterations else None
+        started = time.perf_counter() - result.wall_s
+        self._last_save = time.perf_counter()
+        chunk_times, warm = [], False
+        bar = tqdm(total=plan.iterations or plan.estimated_iterations, initial=done,
+                   disable=not progress or not distributed.is_main(),
+                   desc=f"{self.name} budget {plan.kind}={plan.amount:g}", leave=False,
+                   dynamic_ncols=True)
+        epoch = start_epoch
+        while not finished:
+            self.train_model.train()
+            batches = self.data.train_batches(cfg.batch_size, seed=self.seed * 100_003 + epoch)
+            generator = torch.Generator().manual_seed(self.seed * 100_019 + epoch)
+            first = 0
+            if resumed is not None and epoch == start_epoch and start_batch:
+                for _ in range(start_batch):
+                    next(batches)
+                generator.set_state(resumed["generator"])
+                first = start_batch
+            pending, chunk_start = [], time.perf_counter()
+            for i in range(first, cfg.steps_per_epoch):
+                began = time.perf_counter()
+                self.step, spent_before = done, plan.progress(done, train_s)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = cosine_lr(spent_before, cfg)
+                frames = to_device(self._rows(next(batches)), self.device)
+                pending.append(self.training_step(frames, plan.schedule_step(spent_before),
+                                                  generator))
+                done += 1
+                if plan.kind == "time" or len(pending) >= cfg.sync_every:
+                    # a time budget reads the loss every iteration: the seconds are then the
+                    # device's, not the host's queueing time
+                    self._read_losses(pending, window, bar)
+                    if warm:
+                        chunk_times.append((time.perf_counter() - chunk_start) / len(pending))
+                    warm = True
+                    pending, chunk_start = [], time.perf_counter()
+                train_s += time.perf_counter() - began
+                if self.parallel and plan.kind == "time":
+                    train_s = distributed.broadcast(train_s)  # the ranks stop together
+                now = plan.progress(done, train_s)
+                finished = now >= 1.0
+                if fixed is not None:
+                    due = len(result.history) < len(fixed) and done >= fixed[len(result.history)]
+                else:
+                    due = finished or any(f <= now for f in CHECKPOINT_FRACTIONS
+                                          if f > (result.history[-1]["fraction"]
+                                                  if result.history else 0.0))
+                at = (epoch, 0) if i + 1 == cfg.steps_per_epoch else (epoch, i + 1)
+                if due:
+                    self._read_losses(pending, window, bar)
+                    pending, chunk_start = [], time.perf_counter()
+                    self._validate_at_checkpoint(result, window, done, train_s, now)
+                    window = []
+                if due or self._checkpoint_due(i) or self._stop.requested:
+                    self._read_losses(pending, window, bar)
+                    pending = []
+                    self._save("last.pt", at[0], result, batch=at[1], losses=window,
+                               generator=generator, elapsed=time.perf_counter() - started,
+                               budget_state={"iterations": done, "train_s": train_s,
+                                             "finished": finished})
+                if finished:
+                    break
+                if self._stop.requested:
+                    raise Interrupted(f"{self.name} seed {self.seed} stopped at iteration {done} "
+                                      f"of budget {plan.kind}={plan.amount:g}; checkpoint saved")
+            epoch += 1
+        bar.close()
+        self.step = None
+        passes = 2 if cfg.reverse_pass else 1
+        result.steps = done * passes
+        result.wall_s = time.perf_counter() - started
+        result.iteration_s = statistics.median(chunk_times) if chunk_times else None
+        result.budget = {**plan.as_dict(), "spent_iterations": done, "spent_train_s": train_s,
+                         "spent_flops": (done * plan.flops_per_iteration
+                                         if plan.flops_per_iteration else None)}
+        self._load_best()
+        return result
+
+    def _validate_at_checkpoint(self, result: TrainResult, window: list, done: int,
+                                train_s: float, progress: float) -> None:
+        """One budget checkpoint: validation, stamped with cumulative training compute."""
+        cfg, plan = self.cfg, self.budget
+        val = evaluate(self.model, self.data.val, self.data.in_len, self.data.out_len,
+                       self.device, cfg.eval_batch_size, cfg.amp)["headline"]
+        self.train_model.train()
+        checkpoint = len(result.history) + 1
+        result.history.append({
+            "checkpoint": checkpoint, "fraction": progress, "iteration": done,
+            "epoch": done / cfg.steps_per_epoch,
+            "train_flops": done * plan.flops_per_iteration if plan.flops_per_iteration else None,
+            "train_s": train_s,
+            "train_loss": self._mean_over_ranks(sum(window) / len(window)) if window else None,
+            "val_mse": val["mse"], "val_ssim": val["ssim"],
+            # the schedule's values after this iteration: at the budget, its end values
+            "lr": cosine_lr(progress, cfg),
+            "sampling_eta": sampling_eta(plan.schedule_step(progress), cfg),
+        })
+        if result.best_val_mse is None or val["mse"] < result.best_val_mse:
+            result.best_val_mse, result.best_epoch = val["mse"], checkpoint
+            self._save("best.pt", 0, result)
+
     def _checkpoint_due(self, i: int) -> bool:
         """Mid-epoch checkpoints: every ``checkpoint_every_steps`` iterations, and whenever
         ``checkpoint_every_seconds`` of training passed since the last save."""
@@ -236,7 +356,7 @@ class Trainer:
 
     def _save(self, name: str, epoch: int, result: TrainResult, batch: int = 0,
               losses: list | None = None, generator: torch.Generator | None = None,
-              elapsed: float | None = None) -> None:
+              elapsed: float | None = None, budget_state: dict | None = None) -> None:
         """At an epoch end (``batch`` 0: resume at the next epoch) or mid-epoch (resume at
         iteration ``batch`` of ``epoch`` with the mask generator's state and the losses so far).
 
@@ -260,6 +380,7 @@ class Trainer:
             "best": [result.best_epoch, result.best_val_mse],
             "elapsed_s": result.wall_s if elapsed is None else elapsed,
             "parts": result.parts,
+            "budget": budget_state,
         }
         tmp = self.checkpoint_dir / f".{name}.tmp"
         torch.save(state, tmp)

@@ -77,6 +77,7 @@ class ConvLSTM(CellStack):
     family="ConvLSTM",
     paper="Shi et al. 2015, Convolutional LSTM Network: A Machine Learning Approach for "
     "Precipitation Nowcasting, NeurIPS",
+    width_arg="hidden",
 )
 def convlstm(
     channels: int = 1,

@@ -152,6 +152,7 @@ class E3DLSTM(RecurrentPredictor):
     # 2-deep window, recall over all past cells); 1 x 16 costs 3.7, as PredRNN's quick model,
     # though its recall makes a batch-8 training step ~2x PredRNN's in CPU time (1.8 s vs 0.84).
     preset_args={"quick": {"hidden": 16, "layers": 1}},
+    width_arg="hidden",
 )
 def e3dlstm(
     channels: int = 1,

@@ -121,6 +121,7 @@ class MAU(RecurrentPredictor):
     # The generic scaling suits MAU: smoke (hidden 8, 1 layer, 32x32 frames) runs 8x8 cells
     # at sr_size 4; quick (hidden 32, 2 layers) costs 2.4 GMACs per 10 -> 10 sequence, between
     # ConvLSTM's (1.7) and PredRNN's (3.6) quick models, and trains as fast as PredRNN's.
+    width_arg="hidden",
 )
 def mau(
     channels: int = 1,

@@ -159,6 +159,7 @@ class MIM(CellStack):
     paper="Wang et al. 2019, Memory In Memory: A Predictive Neural Network for Learning "
     "Higher-Order Non-Stationarity from Spatiotemporal Dynamics, CVPR",
     preset_args={"smoke": {"hidden": 8, "layers": 2}},
+    width_arg="hidden",
 )
 def mim(
     channels: int = 1,

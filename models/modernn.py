@@ -156,6 +156,7 @@ def _check_odd(name: str, value) -> None:
     family="MoDeRNN",
     paper="Chai, Xu & Yuan 2021, MoDeRNN: Towards Fine-grained Motion Details for "
     "Spatiotemporal Predictive Learning, arXiv:2110.12978",
+    width_arg="hidden",
 )
 def modernn(
     channels: int = 1,

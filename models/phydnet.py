@@ -164,6 +164,7 @@ class PhyDNet(RecurrentPredictor):
     # (generic scaling alone would keep 64 features: 4.7). Smoke's generic layers=1 leaves one
     # ConvLSTM cell of `features` width.
     preset_args={"smoke": {"features": 32}, "quick": {"features": 32, "hidden": 32, "layers": 2}},
+    width_arg="hidden",
 )
 def phydnet(
     channels: int = 1,

@@ -95,6 +95,7 @@ class PredRNN(CellStack):
     family="PredRNN",
     paper="Wang et al. 2017, PredRNN: Recurrent Neural Networks for Predictive Learning using "
     "Spatiotemporal LSTMs, NeurIPS",
+    width_arg="hidden",
 )
 def predrnn(
     channels: int = 1,

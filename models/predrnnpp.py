@@ -131,6 +131,7 @@ class PredRNNpp(CellStack):
     paper="Wang et al. 2018, PredRNN++: Towards A Resolution of the Deep-in-Time Dilemma in "
     "Spatiotemporal Predictive Learning, ICML",
     preset_args={"smoke": {"hidden": 8, "layers": 2}},
+    width_arg="hidden",
 )
 def predrnnpp(
     channels: int = 1,

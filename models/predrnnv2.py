@@ -99,6 +99,7 @@ class PredRNNv2(CellStack):
     family="PredRNN",
     paper="Wang et al. 2022, PredRNN: A Recurrent Neural Network for Spatiotemporal Predictive "
     "Learning, TPAMI",
+    width_arg="hidden",
 )
 def predrnnv2(
     channels: int = 1,

@@ -34,16 +34,21 @@ class ModelSpec:
     # Per-preset constructor arguments that scale the model down (e.g. {"smoke": {"hid_S": 8}});
     # they take precedence over a preset's generic scaling ({"hidden": 32, "layers": 2}).
     preset_args: dict[str, dict] = field(default_factory=dict)
+    # The constructor argument that sets the model's width (``--match`` scales it); None: the
+    # model cannot be scaled and runs at its own size.
+    width_arg: str | None = None
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 _discovered = False
 
 
-def register_model(name: str, *, family: str, paper: str, preset_args: dict | None = None):
+def register_model(name: str, *, family: str, paper: str, preset_args: dict | None = None,
+                   width_arg: str | None = None):
     """Decorator: register ``build(**config) -> nn.Module`` under ``name``.
 
-    ``preset_args`` maps a preset name to constructor arguments that scale the model down for it.
+    ``preset_args`` maps a preset name to constructor arguments that scale the model down for it;
+    ``width_arg`` names the integer argument that sets its width (for ``--match``).
     """
 
     def decorate(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -52,7 +57,8 @@ def register_model(name: str, *, family: str, paper: str, preset_args: dict | No
             raise ValueError(
                 f"model name {name!r} is registered twice: by {existing.module} and {build.__module__}"
             )
-        _REGISTRY[name] = ModelSpec(name, family, paper, build, build.__module__, dict(preset_args or {}))
+        _REGISTRY[name] = ModelSpec(name, family, paper, build, build.__module__,
+                                    dict(preset_args or {}), width_arg)
         return build
 
     return decorate

@@ -116,6 +116,7 @@ class SAConvLSTM(CellStack):
         "smoke": {"hidden": 8, "layers": 1, "attn_channels": 4},
         "quick": {"hidden": 32, "layers": 2, "attn_channels": 8},
     },
+    width_arg="hidden",
 )
 def saconvlstm(
     channels: int = 1,

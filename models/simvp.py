@@ -51,6 +51,8 @@ from .registry import register_model
     paper="Tan et al. 2022, SimVP: Towards Simple yet Powerful Spatiotemporal Predictive "
     "Learning (gSTA translator; SimVP: Gao et al. 2022, CVPR)",
     preset_args=preset_args(),
+    # hid_T: the translator's width, most of the parameters (hid_S must stay even)
+    width_arg="hid_T",
 )
 def simvp(
     channels: int = 1,
@@ -76,6 +78,8 @@ def simvp(
     family="SimVP",
     paper="Gao et al. 2022, SimVP: Simpler yet Better Video Prediction, CVPR (IncepU translator)",
     preset_args=preset_args(),
+    # hid_T: the translator's width, most of the parameters (hid_S must stay even)
+    width_arg="hid_T",
 )
 def simvp_incepu(
     channels: int = 1,

@@ -48,6 +48,8 @@ from .registry import register_model
     paper="Tan et al. 2023, Temporal Attention Unit: Towards Efficient Spatiotemporal "
     "Predictive Learning, CVPR",
     preset_args=preset_args(),
+    # hid_T: the translator's width, most of the parameters (hid_S must stay even)
+    width_arg="hid_T",
 )
 def tau(
     channels: int = 1,

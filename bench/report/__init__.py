@@ -9,6 +9,7 @@ import numpy as np
 from ..store import RECORDS_FILE, ResultsStore
 from . import plots
 from .aggregate import accuracy_frame, cost_frame, history_frame, per_frame_frame
+from .compute import compute_sections
 from .tables import accuracy_table, cost_table, csv_table, to_latex
 
 BASELINE = "modernn"
@@ -76,6 +77,9 @@ def _write_training_report(folder: Path, records: list[dict]) -> Path:
                          plots.example_gif(arrays, npz.with_suffix(".gif"))))
     sections = [("Accuracy", [data_line, "", accuracy_md, "", CONVENTIONS]),
                 ("Cost", [cost_md, "", _cost_note(setup)])]
+    extra_sections, extra_figures = compute_sections(folder, records)  # --budget, --match
+    sections += extra_sections
+    figures = extra_figures + figures
     tables = ("[summary.md](summary.md), [summary.csv](summary.csv), [summary.tex](summary.tex) "
               "(LaTeX, booktabs), [per_frame.csv](per_frame.csv)")
     _write_index(folder, caption, sections, tables, figures, examples)

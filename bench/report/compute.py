@@ -1,0 +1,132 @@
+"""Comparisons at equal compute (``--budget``) and equal size (``--match``): the accuracy-vs-
+compute plot, the "test MSE at equal compute" table and the size-matched table."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import plots
+
+
+def budget_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per (model, seed, budget checkpoint): cumulative training FLOPs and seconds,
+    validation MSE; plus a ``test`` row at the spent budget with the test MSE."""
+    rows = []
+    for r in records:
+        train = r.get("train") or {}
+        if r["status"] != "ok" or not train.get("budget"):
+            continue
+        for entry in train["history"]:
+            rows.append({"model": r["model"], "seed": r["seed"], "split": "validation",
+                         "train_flops": entry.get("train_flops"), "train_s": entry["train_s"],
+                         "mse": entry["val_mse"]})
+        spent = train["budget"]
+        rows.append({"model": r["model"], "seed": r["seed"], "split": "test",
+                     "train_flops": spent.get("spent_flops"), "train_s": spent["spent_train_s"],
+                     "mse": r["metrics"]["headline"]["mse"]})
+    return pd.DataFrame(rows)
+
+
+def compute_axis(frame: pd.DataFrame) -> tuple[str, str]:
+    """Training FLOPs where every point has them (flops/steps budgets), else seconds."""
+    if frame["train_flops"].notna().all() and (frame["train_flops"] > 0).all():
+        return "train_flops", "training FLOPs (PyTorch's flop counter)"
+    return "train_s", "training seconds on this device"
+
+
+def accuracy_vs_compute(frame: pd.DataFrame, path: Path) -> list[Path]:
+    """Validation (line, band: one standard deviation over seeds) and test MSE (marker with
+    error bar) against cumulative training compute, log x, one colour per model."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    x, label = compute_axis(frame)
+    sns.set_theme(style="whitegrid")
+    figure, axis = plt.subplots(figsize=(7.5, 4.6))
+    val = frame[frame["split"] == "validation"]
+    palette = dict(zip(sorted(frame["model"].unique()),
+                       sns.color_palette(n_colors=frame["model"].nunique()), strict=True))
+    sns.lineplot(val, x=x, y="mse", hue="model", errorbar="sd", marker="o", ax=axis,
+                 palette=palette)
+    test = frame[frame["split"] == "test"].groupby("model")[[x, "mse"]].agg(["mean", "std"])
+    for model, row in test.iterrows():
+        axis.errorbar(row[(x, "mean")], row[("mse", "mean")], yerr=np.nan_to_num(row[("mse", "std")]),
+                      xerr=np.nan_to_num(row[(x, "std")]), marker="*", markersize=12,
+                      color=palette[model], linestyle="none")
+    axis.set(xscale="log", xlabel=label, ylabel="MSE (sum/frame)",
+             title="validation MSE during training (lines) and test MSE at the budget (stars)")
+    axis.title.set_fontsize(9)
+    return plots.save(figure, path)
+
+
+def equal_compute_table(records: list[dict]) -> pd.DataFrame:
+    """Per model: the budget, what was spent, the iterations, test MSE (mean ± sd over seeds)."""
+    rows = []
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        if r["status"] == "ok" and (r.get("train") or {}).get("budget"):
+            groups.setdefault(r["model"], []).append(r)
+    for model, group in groups.items():
+        spent = [r["train"]["budget"] for r in group]
+        mse = [r["metrics"]["headline"]["mse"] for r in group]
+        flops = [s["spent_flops"] for s in spent if s.get("spent_flops")]
+        rows.append({
+            "model": model,
+            "budget": f"{spent[0]['kind']}={spent[0]['amount']:g}",
+            "spent FLOPs": f"{np.mean(flops):.3g}" if flops else "",
+            "spent train s": f"{np.mean([s['spent_train_s'] for s in spent]):.3g}",
+            "iterations": f"{np.mean([s['spent_iterations'] for s in spent]):.0f}",
+            "test MSE": (f"{np.mean(mse):.2f}" + (f" ± {np.std(mse, ddof=1):.2f}"
+                                                  if len(mse) > 1 else "")),
+            "seeds": len(group),
+            **({"params": f"{group[-1]['cost']['params']:,}"} if group[-1].get("cost") else {}),
+        })
+    return pd.DataFrame(rows)
+
+
+def matched_table(records: list[dict]) -> pd.DataFrame:
+    """Per model: the size target, the chosen width, the achieved count beside the test MSE."""
+    rows = []
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        if r.get("match"):
+            groups.setdefault(r["model"], []).append(r)
+    for model, group in groups.items():
+        info = group[-1]["match"]
+        ok = [r["metrics"]["headline"]["mse"] for r in group
+              if r["status"] == "ok" and r.get("metrics")]
+        rows.append({
+            "model": model, "matched": f"{info['by']} = {info['target']:,.0f} "
+                                       f"({info.get('target_from', 'number')})",
+            "width": (f"{info['width_arg']} {info['default_width']} -> {info['width']}"
+                      if info["scalable"] else "not scalable: runs at its own size"),
+            "achieved": f"{info['achieved']:,.0f}",
+            "vs target": f"{info['achieved'] / info['target'] - 1:+.1%}",
+            "test MSE": (f"{np.mean(ok):.2f}" + (f" ± {np.std(ok, ddof=1):.2f}"
+                                                 if len(ok) > 1 else "")) if ok else "failed",
+        })
+    return pd.DataFrame(rows)
+
+
+def compute_sections(folder: Path, records: list[dict]) -> tuple[list, list]:
+    """(index sections, figures) for budgeted and size-matched records; empty when none."""
+    sections, figures = [], []
+    matched = matched_table(records)
+    if not matched.empty:
+        sections.append(("Size-matched models", [
+            matched.to_markdown(index=False), "",
+            "Each model's width argument was searched for the size closest to the target "
+            "(parameters counted on the meta device; FLOPs: one test rollout at batch 1, "
+            "PyTorch's flop counter)."]))
+    equal = equal_compute_table(records)
+    if not equal.empty:
+        sections.append(("Test MSE at equal compute", [
+            equal.to_markdown(index=False), "",
+            "Every model trained until the same budget was spent; its learning-rate and "
+            "scheduled-sampling schedules were laid out over the budget (bench/budget.py)."]))
+        frame = budget_frame(records)
+        figures.append(("Accuracy against training compute",
+                        accuracy_vs_compute(frame, folder / "accuracy_vs_compute")[0]))
+    return sections, figures

@@ -1,0 +1,173 @@
+"""--budget: every model trains until the same budget is spent, its schedule laid out over it."""
+import math
+
+import pytest
+
+import bench.runner
+import bench.train
+from bench.budget import CHECKPOINT_FRACTIONS, Budget, parse_budget
+from bench.cli import main
+from bench.store import ResultsStore
+
+SMOKE = "mmnist-embedded-32px/smoke"
+MIN_LR = 1e-6
+
+
+@pytest.fixture
+def no_profile(monkeypatch):
+    """Cost profiling stubbed out; a fixed per-sequence FLOP count (2 per parameter)."""
+    monkeypatch.setattr(bench.runner, "profile_model", lambda model, *a, **k: {
+        "params": sum(p.numel() for p in model.parameters()),
+        "train_flops_per_seq": 2.0 * sum(p.numel() for p in model.parameters())})
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")  # the generated evaluation clips, made once
+
+
+def _run(out, cache, *args):
+    return main(["--preset", "smoke", "--out", str(out), "--cache-dir", str(cache),
+                 "--no-progress", *args])
+
+
+def _records(out):
+    return {r["model"]: r for r in ResultsStore(out / SMOKE).latest()}
+
+
+@pytest.fixture
+def no_report(monkeypatch):
+    import bench.report
+    monkeypatch.setattr(bench.report, "write_report",
+                        lambda folder: (folder / "summary.md").write_text(""))
+
+
+def test_a_flop_budget_stops_every_model_within_one_iteration_and_ends_its_schedule(
+        tmp_path, cache, no_profile, no_report):
+    budget = 300_000
+    assert _run(tmp_path / "r", cache, "--models", "convlstm", "predrnn",
+                "--budget", f"flops={budget}") == 0
+    records = _records(tmp_path / "r")
+    iterations = set()
+    for name, record in records.items():
+        spent = record["train"]["budget"]
+        per_iteration = spent["flops_per_iteration"]
+        assert per_iteration == 2.0 * record["cost"]["params"] * 2  # batch 2
+        assert spent["spent_flops"] <= budget < spent["spent_flops"] + per_iteration, name
+        assert spent["spent_iterations"] == budget // per_iteration
+        iterations.add(spent["spent_iterations"])
+        history = record["train"]["history"]
+        # validation at the budget's checkpoints, the last at the budget, stamped with compute
+        assert history[-1]["fraction"] == 1.0 and len(history) <= len(CHECKPOINT_FRACTIONS)
+        assert [h["train_flops"] for h in history] == [h["iteration"] * per_iteration
+                                                       for h in history]
+        assert all(a["train_s"] < b["train_s"] for a, b in zip(history, history[1:], strict=False))
+        # the schedule reaches its end values at the budget, not before
+        assert history[-1]["lr"] == pytest.approx(MIN_LR) and history[-1]["sampling_eta"] == 0
+        assert history[0]["lr"] > 10 * MIN_LR and history[0]["sampling_eta"] > 0
+        assert record["config"]["budget"] == {"kind": "flops", "amount": budget}
+        assert record["budget"] == {"kind": "flops", "amount": budget}
+    assert len(iterations) == 2  # the two models cost differently: different iteration counts
+
+
+def test_the_budget_is_part_of_the_configuration_hash(tmp_path, cache, no_profile):
+    from bench.cli import build_parser, make_request
+    from bench.runner import _base_record, load_data
+
+    def record(*extra):
+        args = build_parser().parse_args(["--preset", "smoke", "--models", "convlstm",
+                                          "--out", str(tmp_path), *extra])
+        request = make_request(args)
+        data = load_data(request.preset.data, None, str(cache))
+        return _base_record("convlstm", 0, request, data)
+
+    plain, steps, flops = record(), record("--budget", "steps=5"), record("--budget", "flops=5")
+    assert len({plain["config_hash"], steps["config_hash"], flops["config_hash"]}) == 3
+    assert "budget" not in plain["config"]  # unbudgeted cells keep their hash
+
+
+def test_the_learning_rate_each_iteration_uses_follows_the_budget(tmp_path, cache, no_profile,
+                                                                  no_report, monkeypatch):
+    used, step = [], bench.train.Trainer.training_step
+
+    def spy(self, frames, schedule_step, generator):
+        used.append((self.optimizer.param_groups[0]["lr"], schedule_step))
+        return step(self, frames, schedule_step, generator)
+
+    monkeypatch.setattr(bench.train.Trainer, "training_step", spy)
+    assert _run(tmp_path / "r", cache, "--models", "convlstm",
+                "--budget", "steps=8") == 0
+    assert len(used) == 8
+    lr0 = 1e-3
+    for i, (lr, schedule_step) in enumerate(used):
+        assert lr == pytest.approx(MIN_LR + (lr0 - MIN_LR) * (1 + math.cos(math.pi * i / 8)) / 2)
+        assert schedule_step == pytest.approx(i / 8 * 6)  # the smoke preset's 2 x 3 iterations
+
+
+def test_a_resumed_budgeted_run_ends_where_an_uninterrupted_one_does(tmp_path, cache, no_profile,
+                                                                    no_report, monkeypatch):
+    args = ["--models", "convlstm", "--budget", "flops=400000",
+            "--set", "checkpoint_every_steps=2"]
+    assert _run(tmp_path / "ref", cache, *args) == 0
+    save, saved = bench.train.Trainer._save, []
+
+    def save_then_stop(self, name, epoch, result, batch=0, **kwargs):
+        save(self, name, epoch, result, batch=batch, **kwargs)
+        saved.append(name)
+        if saved.count("last.pt") == 3:
+            raise KeyboardInterrupt  # as a kill right after a checkpoint
+
+    monkeypatch.setattr(bench.train.Trainer, "_save", save_then_stop)
+    assert _run(tmp_path / "run", cache, *args) == 130
+    assert not (tmp_path / "run" / SMOKE / "records.jsonl").exists()
+    monkeypatch.setattr(bench.train.Trainer, "_save", save)
+    assert _run(tmp_path / "run", cache, *args) == 0
+    ref, got = _records(tmp_path / "ref")["convlstm"], _records(tmp_path / "run")["convlstm"]
+    assert got["train"]["resumed_from_step"] and ref["train"]["resumed_from_step"] is None
+    assert got["metrics"] == ref["metrics"]
+
+    def timeless(history):
+        return [{k: v for k, v in h.items() if k != "train_s"} for h in history]
+
+    assert timeless(got["train"]["history"]) == timeless(ref["train"]["history"])
+    for key in ("spent_iterations", "spent_flops", "iterations"):
+        assert got["train"]["budget"][key] == ref["train"]["budget"][key]
+
+
+def test_a_time_budget_counts_training_seconds_and_ends_the_schedule_at_it(
+        tmp_path, cache, no_profile, no_report):
+    assert _run(tmp_path / "r", cache, "--models", "convlstm",
+                "--budget", "time=1.5") == 0
+    record = _records(tmp_path / "r")["convlstm"]
+    spent, history = record["train"]["budget"], record["train"]["history"]
+    assert spent["spent_train_s"] >= 1.5
+    per_iteration = spent["spent_train_s"] / spent["spent_iterations"]
+    assert spent["spent_train_s"] < 1.5 + 3 * per_iteration + 1.0  # stops at the first iteration past it
+    assert history[-1]["fraction"] == 1.0 and history[-1]["lr"] == pytest.approx(MIN_LR)
+    assert spent["flops_per_iteration"] and spent["spent_flops"]  # FLOPs known: stamped too
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("gpus=3", "unknown budget; accepted: flops=<N>"),
+    ("flops", "unknown budget"),
+    ("flops=-5", "'-5' is not a positive number"),
+    ("time=abc", "'abc' is not a positive number"),
+    ("steps=2.5", "steps must be a whole number"),
+    ("time=nan", "is not a positive number"),
+])
+def test_bad_budgets_are_clear_errors(tmp_path, cache, capsys, text, expected):
+    with pytest.raises(ValueError, match=expected):
+        parse_budget(text)
+    assert _run(tmp_path, cache, "--models", "convlstm", "--budget", text) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --budget") and text in err and expected in err
+    assert err.count("\n") == 1
+
+
+def test_a_flop_budget_smaller_than_one_iteration_is_a_clear_error():
+    from bench.budget import plan_budget
+    from bench.config import get_preset
+    with pytest.raises(ValueError, match="more than the whole budget"):
+        plan_budget(Budget("flops", 10), get_preset("smoke").train, {"train_flops_per_seq": 100})
+    with pytest.raises(ValueError, match="needs the model's training FLOPs"):
+        plan_budget(Budget("flops", 10), get_preset("smoke").train, {})
