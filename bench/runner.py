@@ -247,7 +247,7 @@ def _measure_costs(pending: list[dict], request: RunRequest, data, folder: Path,
                 if not isinstance(costs[key], Exception):
                     _write_json(cache, {"device_kind": record["device_kind"],
                                         "precision": record["precision"], "cost": costs[key]})
-        if not isinstance(costs[key], Exception):
+        if not isinstance(costs[key], Exception) and not request.profile_only:
             record["estimate"] = cell_estimate(costs[key], request.preset, len(data.val),
                                                len(data.test))
             if request.budget is not None:
@@ -286,7 +286,8 @@ def _profile(name: str, record: dict, request: RunRequest, data, log):
     finally:
         model = None  # noqa: F841
         free_memory(request.device)
-    log(f"cost of {name}: measured in {duration(time.perf_counter() - started)}")
+    cost["profile_s"] = time.perf_counter() - started
+    log(f"cost of {name}: measured in {duration(cost['profile_s'])}")
     return cost
 
 
@@ -330,8 +331,11 @@ def _run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict
     if cell["status"] != "ok":  # the error (and its frames' tensors) is released by now
         model = None  # noqa: F841
         free_memory(request.device)
-    # Wall time of every part of the cell: earlier parts of a resumed training included.
+    # Wall time of every part of the cell: earlier parts of a resumed training included, and
+    # for a profile-only cell its measurement (done before the grid's cells run).
     cell["wall_s"] = time.perf_counter() - started + (cell["train"] or {}).get("earlier_parts_s", 0.0)
+    if request.profile_only:
+        cell["wall_s"] += (cell.get("cost") or {}).get("profile_s", 0.0)
     return cell
 
 
