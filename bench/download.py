@@ -1,4 +1,4 @@
-"""``python run_bench.py download mnist [--data-root DIR]``: fetch the Moving MNIST source files.
+"""``python run_bench.py download mnist|mfmnist [--data-root DIR]``: fetch and verify source files.
 
 Each file is downloaded into ``<name>.part`` (resumed with an HTTP Range request when a partial
 file is there), its checksum verified, its format checked, and only then moved into place.
@@ -51,7 +51,27 @@ DATASETS: dict[str, list[RemoteFile]] = {
                    "http://www.cs.toronto.edu/~nitish/unsupervised_video", "md5",
                    "be083ec986bfe91a449d63653c411eb2"),
     ],
+    # Fashion-MNIST's published md5s (github.com/zalandoresearch/fashion-mnist README)
+    "mfmnist": [
+        RemoteFile("train-images-idx3-ubyte.gz",
+                   "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com", "md5",
+                   "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+        RemoteFile("t10k-images-idx3-ubyte.gz",
+                   "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com", "md5",
+                   "bef4ecab320f06d8554ea6380940ec79"),
+    ],
 }
+# Where a dataset's files go under --data-root (the layout its reader expects).
+SUBFOLDER = {"mfmnist": "moving_fmnist"}
+
+
+def manual_datasets() -> dict[str, str]:
+    """Datasets whose publishers serve no stable public URL for a plain download: the page to
+    get them from and the folder layout expected under --data-root."""
+    from datasets import kth, sevir, taxibj, weatherbench
+    return {name: f"get them from {module.GET_FROM}; expected layout: {module.LAYOUT}"
+            for name, module in (("taxibj", taxibj), ("kth", kth), ("weatherbench", weatherbench),
+                                 ("sevir", sevir))}
 
 
 class DownloadError(RuntimeError):
@@ -70,7 +90,7 @@ def check_format(path: Path) -> None:
     """The file reads as what its name says (IDX images or the Moving MNIST test array)."""
     from datasets import mnist_files
     try:
-        if path.name.startswith("train-images"):
+        if path.name.startswith(("train-images", "t10k-images")):
             mnist_files.read_idx_images(path)
         elif path.name == mnist_files.TEST_SEQ_NAME:
             mnist_files.read_mnist_test_seq(path)
@@ -148,21 +168,30 @@ def download(dataset: str, folder: str | Path, base_url: str | None = None,
                                 f"{', '.join(DATASETS)}")
         files = DATASETS[dataset]
     base_url = base_url or os.environ.get(BASE_URL_ENV) or None
-    return [fetch(remote, Path(folder), base_url, log) for remote in files]
+    folder = Path(folder) / SUBFOLDER.get(dataset, "")
+    return [fetch(remote, folder, base_url, log) for remote in files]
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="run_bench.py download",
                                      description="Download and verify a dataset's files.")
-    parser.add_argument("dataset", choices=list(DATASETS))
-    parser.add_argument("--data-root", default="data/mnist",
-                        help="where the files go (default: data/mnist); then pass the same "
-                             "folder to run_bench.py --data-root")
+    manual = manual_datasets()
+    parser.add_argument("dataset", choices=[*DATASETS, *manual])
+    parser.add_argument("--data-root", default=None,
+                        help="where the files go (default: data/mnist for mnist, data for the "
+                             "others, which go into their publisher's subfolder: mfmnist into "
+                             "DIR/moving_fmnist); then pass the same folder to run_bench.py "
+                             "--data-root")
     parser.add_argument("--base-url", help=f"fetch every file from this base URL instead "
                                            f"(also: environment variable {BASE_URL_ENV})")
     args = parser.parse_args(argv)
+    if args.dataset in manual:
+        print(f"error: {args.dataset} cannot be downloaded automatically: {manual[args.dataset]} "
+              "(DIR is what you pass as --data-root)", file=sys.stderr)
+        return 1
+    folder = args.data_root or ("data/mnist" if args.dataset == "mnist" else "data")
     try:
-        download(args.dataset, args.data_root, args.base_url)
+        download(args.dataset, folder, args.base_url)
     except (DownloadError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -14,7 +14,14 @@ out_len=10, cache_dir=...)``); your own files through a TOML description
 Without ``data_root`` the digits are embedded glyphs rendered from Pillow's font (not MNIST);
 ``data.name`` and ``data.source`` say so.
 """
-from . import builtin  # noqa: F401  (registers mmnist and blobs)
+from . import (  # noqa: F401  (the standard datasets)
+                       builtin,  # noqa: F401  (registers mmnist and blobs)
+                       fashion_mnist,
+                       kth,
+                       sevir,
+                       taxibj,
+                       weatherbench,
+)
 from .glyphs import SOURCE_EMBEDDED, embedded_digits
 from .mmnist_data import MovingMNISTConfig, moving_mnist
 from .moving_mnist import generate_clips, trajectories

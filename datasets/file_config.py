@@ -1,0 +1,92 @@
+"""The description of a sequence dataset from files (its TOML file, README 'Your own data')."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomllib
+
+from .layouts import check_layout
+
+FORMATS = ("hdf5", "npy", "npz", "predrnn")
+
+
+class DatasetFileError(ValueError):
+    """A data file that cannot serve as a sequence dataset (missing key, wrong rank, NaN...)."""
+
+
+@dataclass
+class SequenceFileConfig:
+    """A dataset description, as in its TOML file (see README 'Your own data')."""
+
+    name: str
+    path: str | None = None  # one file, split by sequence
+    paths: dict[str, str] = field(default_factory=dict)  # or {"train": ..., "val": ..., "test": ...}
+    format: str = "auto"
+    key: str | None = None
+    layout: str | None = None  # NTCHW, TCHW, NTHW, THW, NTHWC, THWC (default: by rank)
+    table: str | None = None
+    in_len: int = 10
+    out_len: int = 10
+    stride: int = 1  # training windows start every `stride` frames
+    eval_stride: int | None = None  # validation/test windows (default: in_len + out_len)
+    segment_length: int = 0  # cut sequences into segments of this many frames first (0: no)
+    split: dict = field(default_factory=dict)  # method ordered|shuffled, val, test, seed
+    normalize: dict = field(default_factory=dict)  # mode minmax|range|none, range, per_channel
+    source: str = ""  # free text for describe()
+    base_dir: str = "."  # relative paths are resolved against this (the TOML file's folder)
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name or any(c in self.name for c in "/\\ "):
+            raise ValueError(f"dataset name must be a non-empty word (used as a folder name); "
+                             f"got {self.name!r}")
+        if (self.path is None) == (not self.paths):
+            raise ValueError(f"dataset {self.name!r}: give either 'path' or a [paths] table "
+                             "with train (and optionally val) and test")
+        if self.paths and not {"train", "test"} <= set(self.paths) <= {"train", "val", "test"}:
+            raise ValueError(f"dataset {self.name!r}: [paths] needs train and test (val "
+                             f"optional); got {sorted(self.paths)}")
+        if self.format not in ("auto", *FORMATS):
+            raise ValueError(f"dataset {self.name!r}: format must be auto or one of "
+                             f"{', '.join(FORMATS)}; got {self.format!r}")
+        check_layout(self.layout, f"dataset {self.name!r}")
+        for name, least in (("in_len", 1), ("out_len", 1), ("stride", 1),
+                            ("segment_length", 0)):
+            _check_int(f"{self.name}: {name}", getattr(self, name), least)
+        if self.eval_stride is not None:
+            _check_int(f"{self.name}: eval_stride", self.eval_stride, 1)
+        unknown = set(self.split) - {"method", "val", "test", "seed"}
+        unknown |= {f"normalize.{k}" for k in set(self.normalize) - {"mode", "range",
+                                                                     "per_channel"}}
+        if unknown:
+            raise ValueError(f"dataset {self.name!r}: unknown option(s) {sorted(unknown)}")
+
+    @property
+    def seq_len(self) -> int:
+        return self.in_len + self.out_len
+
+    def resolve(self, path: str) -> Path:
+        return (Path(self.base_dir) / Path(path).expanduser()).resolve()
+
+
+def read_config(path: str | os.PathLike) -> SequenceFileConfig:
+    """A :class:`SequenceFileConfig` from a TOML file (relative paths: from its folder)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: not valid TOML: {error}") from None
+    known = set(SequenceFileConfig.__dataclass_fields__) - {"base_dir"}
+    unknown = set(raw) - known
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+    if "name" not in raw:
+        raise ValueError(f"{path}: 'name' is required (it names the results folder)")
+    return SequenceFileConfig(**raw, base_dir=str(path.resolve().parent))
+
+
+def _check_int(what: str, value, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"{what} must be an integer >= {least}, got {value!r}")

@@ -1,0 +1,104 @@
+"""What the standard datasets (mfmnist, taxibj, kth, weatherbench, sevir) share.
+
+- :func:`require`: a missing file is one error naming the expected path, the layout and the
+  page to get the files from.
+- :func:`windowed_data`: a :class:`SequenceData` over lazily read sources and fixed windows per
+  split, mapped to [0, 1] by ``x01 = (x - offset) / scale`` (the own-data convention of
+  :mod:`datasets.sequence_files`, so ``normalization.scale`` / ``offset`` convert metrics back
+  to the data's units).
+- :func:`listing`: a digest of many source files by name and size (hashing every video or
+  year of a large dataset on each run would take minutes; single files are hashed in full).
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from .frame_store import FrameStore, WindowDataset
+from .sequence_data import SequenceData
+
+
+class MissingDataError(FileNotFoundError):
+    """A standard dataset's file or folder is not where its publisher's layout puts it."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def require(path: Path, dataset: str, layout: str, get_from: str, folder: bool = False) -> Path:
+    """``path`` if it exists, else one :class:`MissingDataError` saying what and where."""
+    if (path.is_dir() if folder else path.is_file()):
+        return path
+    raise MissingDataError(f"dataset {dataset!r}: expected {'folder' if folder else 'file'} "
+                           f"{path} (layout: {layout}); get the files from {get_from}")
+
+
+def need_data_root(data_root, dataset: str, layout: str, get_from: str) -> Path:
+    if data_root is None:
+        raise MissingDataError(f"dataset {dataset!r} reads its published files: pass --data-root "
+                               f"DIR with {layout}; get the files from {get_from}")
+    return Path(data_root)
+
+
+def listing(paths: list[Path], root: Path) -> dict:
+    """Count, total bytes and a sha256 over (relative name, size) of ``paths``."""
+    rows = sorted((str(p.relative_to(root)), p.stat().st_size) for p in paths)
+    text = "\n".join(f"{name}\t{size}" for name, size in rows)
+    return {"root": str(root), "count": len(rows), "bytes": sum(s for _, s in rows),
+            "listing_sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "first": rows[0][0] if rows else None, "last": rows[-1][0] if rows else None}
+
+
+def cap_windows(windows: np.ndarray, cap: int | None) -> np.ndarray:
+    """At most ``cap`` windows, evenly spaced over the split (as the own-data path does)."""
+    if cap is not None and len(windows) > cap:
+        keep = np.unique(np.linspace(0, len(windows) - 1, cap).round().astype(int))
+        return windows[keep]
+    return windows
+
+
+def normalization_record(offset, scale, rule: str, units: str, source: str, **more) -> dict:
+    offset, scale = np.atleast_1d(offset).astype(float), np.atleast_1d(scale).astype(float)
+    return {
+        "mode": "fixed" if "fixed" in rule else "minmax", "rule": rule, "source": source,
+        "per_channel": len(scale) > 1, "units": units,
+        "offset": [float(v) for v in offset], "scale": [float(v) for v in scale],
+        "to_units": "x = x01 * scale + offset (per channel when lists have C entries); "
+                    "MSE_units = MSE * scale**2, MAE_units = MAE * scale, RMSE_units = "
+                    "RMSE * scale; PSNR and SSIM are computed on [0, 1]",
+        "clipped_to_unit_range": True, **more,
+    }
+
+
+def windowed_data(*, name: str, source: str, sources: list, windows: dict[str, np.ndarray],
+                  in_len: int, out_len: int, normalization: dict, n_val: int | None,
+                  n_test: int | None, files: dict, details: dict) -> SequenceData:
+    """``windows[split]``: int64 ``[n, 2]`` rows of (global sequence id, first frame)."""
+    store = FrameStore(sources)
+    store.scale = np.asarray(normalization["scale"], np.float32).reshape(-1, 1, 1)
+    store.offset = np.asarray(normalization["offset"], np.float32).reshape(-1, 1, 1)
+    seq_len = in_len + out_len
+    for split in ("train", "val", "test"):
+        if not len(windows[split]):
+            raise ValueError(f"dataset {name!r}: no {split} window of {seq_len} frames in the "
+                             "files found; are they complete?")
+    val = cap_windows(windows["val"], n_val)
+    test = cap_windows(windows["test"], n_test)
+    train = windows["train"]
+    c, h, w = sources[0].frame_shape
+
+    def make_train_clips(batch_size: int, rng: np.random.Generator) -> np.ndarray:
+        picks = rng.integers(0, len(train), size=batch_size)
+        return np.stack([store.window(int(s), int(a), seq_len) for s, a in train[picks]])
+
+    counts = {"train": len(train), "val": len(val), "test": len(test)}
+    details = {**details, "normalization": normalization,
+               "windows": {k: {"available": len(windows[k]), "used": counts[k]}
+                           for k in counts}}
+    return SequenceData(name=name, source=source, channels=c, height=h, width=w,
+                        in_len=in_len, out_len=out_len,
+                        val=WindowDataset(store, val, seq_len),
+                        test=WindowDataset(store, test, seq_len),
+                        make_train_clips=make_train_clips, files=files, details=details)

@@ -1,0 +1,116 @@
+"""TaxiBJ crowd flows, read from OpenSTL's ``taxibj/dataset.npz`` (the file people download).
+
+Facts and their sources:
+
+- File and keys: ``DATA_ROOT/taxibj/dataset.npz`` with ``X_train``, ``Y_train``, ``X_test``,
+  ``Y_test`` (OpenSTL ``openstl/datasets/dataloader_taxibj.py``), each ``[N, T, 2, 32, 32]``:
+  inflow and outflow on a 32 x 32 grid of Beijing (Zhang et al., ST-ResNet, 2017), 4 input
+  and 4 output frames (OpenSTL asserts ``X.shape[1] == pre_seq_length`` with 4 -> 4 in its
+  TaxiBJ configs).
+- Values: in [-1, 1] as stored (ST-ResNet's min-max scaling); OpenSTL maps them with
+  ``(x + 1) / 2``, here ``offset = -1``, ``scale = 2`` (the same map), so metrics in the file's
+  units are ``MSE * 4`` etc. The flow maximum behind the [-1, 1] scaling is not in the file.
+- Split: train / test as in the file. OpenSTL validates on the test set; here validation is
+  the last 10% of the training samples (in file order, which is time order), and the
+  ``in + out`` samples just before it are left out of training so that no validation frame
+  sits in a training window (consecutive samples overlap in time).
+- Reading: the arrays are memory-mapped when stored uncompressed (``np.savez``); a compressed
+  member would have to be read whole, and ``storage`` in the record says which happened.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .file_readers import _npz_memmap, _npz_names
+from .registry import register_dataset
+from .standard_common import need_data_root, normalization_record, require, windowed_data
+
+IN_LEN, OUT_LEN = 4, 4
+VAL_FRACTION = 0.1
+KEYS = ("X_train", "Y_train", "X_test", "Y_test")
+GET_FROM = ("OpenSTL's TaxiBJ download (github.com/chengtan9907/OpenSTL, docs: "
+            "'Prepare datasets', tools/prepare_data/download_taxibj.sh)")
+LAYOUT = "DIR/taxibj/dataset.npz with X_train, Y_train, X_test, Y_test"
+
+
+class TaxiBJPart:
+    """Samples ``i`` of one part: frames ``X[i]`` then ``Y[i]`` (``[8, 2, 32, 32]``)."""
+
+    def __init__(self, path: Path, x_key: str, y_key: str):
+        self.path, self.keys = path, (x_key, y_key)
+        self.x, self.y, self.storage = _array(path, x_key), _array(path, y_key), "memory-mapped"
+        if not (isinstance(self.x, np.memmap) and isinstance(self.y, np.memmap)):
+            self.storage = "read whole (compressed .npz member)"
+        if self.x.ndim != 5 or self.x.shape[0] != self.y.shape[0] or \
+                self.x.shape[2:] != self.y.shape[2:]:
+            raise ValueError(f"{path}: {x_key} {self.x.shape} and {y_key} {self.y.shape} must "
+                             "be [N, T, C, H, W] with the same N, C, H, W")
+        self.in_len, self.out_len = self.x.shape[1], self.y.shape[1]
+        self.lengths = [self.in_len + self.out_len] * self.x.shape[0]
+        self.frame_shape = tuple(int(n) for n in self.x.shape[2:])
+        self.dtype = self.x.dtype
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def read(self, seq: int, start: int, stop: int) -> np.ndarray:
+        frames = np.concatenate([self.x[seq], self.y[seq]])
+        return frames[start:stop]
+
+
+def _array(path: Path, key: str) -> np.ndarray:
+    names = _npz_names(path)
+    if key not in names:
+        raise ValueError(f"{path}: no array {key!r}; it holds {names} (expected "
+                         f"{', '.join(KEYS)})")
+    array = _npz_memmap(path, key)
+    if array is None:
+        with np.load(path, allow_pickle=False) as npz:
+            array = npz[key]
+    return array
+
+
+@register_dataset("taxibj", shape="2 x 32 x 32", frames=f"{IN_LEN} -> {OUT_LEN}",
+                  source="TaxiBJ crowd inflow/outflow, OpenSTL's taxibj/dataset.npz "
+                         "(train/test as in the file, [-1, 1] -> [0, 1])",
+                  fixed={"in_len": IN_LEN, "out_len": OUT_LEN, "frame_size": 32})
+def taxibj(data_root: str | None = None, n_val: int | None = None, n_test: int | None = None,
+           **_ignored):
+    root = need_data_root(data_root, "taxibj", LAYOUT, GET_FROM)
+    path = require(root / "taxibj" / "dataset.npz", "taxibj", LAYOUT, GET_FROM)
+    train, test = TaxiBJPart(path, "X_train", "Y_train"), TaxiBJPart(path, "X_test", "Y_test")
+    for part in (train, test):
+        if (part.in_len, part.out_len) != (IN_LEN, OUT_LEN):
+            raise ValueError(f"{path}: {part.keys} hold {part.in_len} -> {part.out_len} frames; "
+                             f"TaxiBJ is {IN_LEN} -> {OUT_LEN}")
+    n = len(train)
+    n_val_samples = max(1, round(VAL_FRACTION * n))
+    gap = IN_LEN + OUT_LEN
+    n_train = n - n_val_samples - gap
+    if n_train < 1:
+        raise ValueError(f"{path}: {n} training samples are too few to hold out validation")
+    ids = {"train": np.arange(n_train), "val": np.arange(n - n_val_samples, n),
+           "test": len(train) + np.arange(len(test))}  # global ids: train part, then test part
+    windows = {k: np.stack([v, np.zeros_like(v)], axis=1).astype(np.int64) for k, v in ids.items()}
+    normalization = normalization_record(
+        -1.0, 2.0, "fixed: [-1, 1] -> [0, 1], x01 = (x + 1) / 2",
+        units="the file's [-1, 1] values (ST-ResNet min-max scaled crowd flow)",
+        source="OpenSTL dataloader_taxibj.py: (X + 1) / 2")
+    details = {
+        "publisher_layout": LAYOUT, "storage": sorted({train.storage, test.storage}),
+        "dtype": str(train.dtype),
+        "split_rule": (f"train/test as in the file ({n} / {len(test)} samples); validation: "
+                       f"the last {n_val_samples} training samples, the {gap} before them "
+                       "unused, so no validation frame is in a training window"),
+        "splits": {"train": f"X_train/Y_train 0-{n_train - 1}",
+                   "val": f"X_train/Y_train {n - n_val_samples}-{n - 1}",
+                   "test": f"X_test/Y_test 0-{len(test) - 1}"},
+    }
+    return windowed_data(
+        name="taxibj", source=f"TaxiBJ ({path}): OpenSTL's preprocessed file, {IN_LEN} -> "
+                              f"{OUT_LEN} frames of 2 x 32 x 32 flows",
+        sources=[train, test], windows=windows, in_len=IN_LEN, out_len=OUT_LEN,
+        normalization=normalization, n_val=n_val, n_test=n_test, files={"npz": path},
+        details=details)

@@ -1,0 +1,170 @@
+"""WeatherBench 2 m temperature at 5.625 degrees (32 x 64), read lazily from its NetCDF files.
+
+Facts and their sources:
+
+- Files: one NetCDF file per year, ``2m_temperature/2m_temperature_YYYY_5.625deg.nc``,
+  variable ``t2m`` (Kelvin), hourly, 32 latitudes x 64 longitudes (Rasp et al., WeatherBench,
+  2020; mediatum.ub.tum.de/1524895). OpenSTL reads ``<root>/2m_temperature/*.nc`` from
+  ``weather_5_625deg/`` or ``weather/`` (``dataloader_weather.py``); here
+  ``DATA_ROOT/weatherbench/2m_temperature/`` first, then those two.
+- Frames: 12 hourly frames in, the next 12 out (``idx_in`` -11..0, ``idx_out`` 1..12,
+  ``step=1`` in OpenSTL ``dataloader_weather.py``); every such window of consecutive hours
+  inside a split's years (stride 1), for training and evaluation.
+- Split by year as in OpenSTL's WeatherBench benchmark: train 2010-2015, validation 2016,
+  test 2017-2018 (``train_time`` / ``val_time`` / ``test_time``).
+- Normalisation: statistics from the training years only (OpenSTL computes mean and std over
+  the training data and applies them to all splits). The harness's models take [0, 1], so the
+  map is min-max over the training years: ``x01 = (x - min) / (max - min)``; the training
+  mean and std are recorded too, to compare with OpenSTL's z-scored numbers.
+- Reading: ``xarray.open_dataset`` per file (lazy, h5netcdf engine); a window reads only its
+  24 hours. Training statistics are computed once in chunks and cached in the cache dir.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .registry import register_dataset
+from .standard_common import (
+    MissingDataError,
+    listing,
+    need_data_root,
+    normalization_record,
+    windowed_data,
+)
+
+VARIABLE_FOLDER = "2m_temperature"
+YEARS = {"train": (2010, 2015), "val": (2016, 2016), "test": (2017, 2018)}
+IN_LEN = OUT_LEN = 12
+FOLDERS = ("weatherbench", "weather_5_625deg", "weather")  # ours, then OpenSTL's two
+LAYOUT = f"DIR/weatherbench/{VARIABLE_FOLDER}/{VARIABLE_FOLDER}_YYYY_5.625deg.nc, years 2010-2018"
+GET_FROM = ("https://mediatum.ub.tum.de/1524895 (WeatherBench, 5.625deg/2m_temperature; unzip "
+            "into DIR/weatherbench/2m_temperature/)")
+STATS_CHUNK = 2048  # hours read at a time for the training statistics
+
+
+class HourlySeries:
+    """The hours of one split over several yearly files: one sequence, frames [T, 1, 32, 64]."""
+
+    def __init__(self, arrays: list, segments: list[tuple[int, int, int]], frame_shape):
+        self.arrays, self.segments = arrays, segments  # (file index, first hour, stop hour)
+        self.lengths = [sum(b - a for _, a, b in segments)]
+        self.frame_shape = frame_shape
+        self.starts = np.cumsum([0] + [b - a for _, a, b in segments])
+
+    def __len__(self) -> int:
+        return 1
+
+    def read(self, seq: int, start: int, stop: int) -> np.ndarray:
+        parts = []
+        for k, (f, a, _stop) in enumerate(self.segments):
+            lo, hi = max(start, self.starts[k]), min(stop, self.starts[k + 1])
+            if lo < hi:
+                first = a + lo - self.starts[k]
+                parts.append(np.asarray(self.arrays[f][first:first + hi - lo].values))
+        return np.concatenate(parts)[:, None].astype(np.float32)
+
+
+def _folder(root: Path) -> Path:
+    for name in FOLDERS:
+        folder = root / name / VARIABLE_FOLDER
+        if folder.is_dir() and any(folder.glob("*.nc")):
+            return folder
+    raise MissingDataError(f"dataset 'weatherbench': expected NetCDF files in "
+                           f"{root / FOLDERS[0] / VARIABLE_FOLDER}/*.nc (layout: {LAYOUT}); get "
+                           f"the files from {GET_FROM}")
+
+
+def _open(paths: list[Path]):
+    import xarray as xr
+
+    arrays = []
+    for path in paths:
+        ds = xr.open_dataset(path, cache=False)  # lazy: nothing is read until indexed
+        names = list(ds.data_vars)
+        if len(names) != 1:
+            raise ValueError(f"{path}: holds variables {names}; expected one (t2m)")
+        arrays.append(ds[names[0]])
+    return arrays
+
+
+def _segments(arrays, split: str) -> list[tuple[int, int, int]]:
+    first, last = YEARS[split]
+    out = []
+    for f, array in enumerate(arrays):
+        years = array["time"].dt.year.values
+        inside = np.flatnonzero((years >= first) & (years <= last))
+        if len(inside):
+            out.append((f, int(inside[0]), int(inside[-1]) + 1))
+    return sorted(out, key=lambda s: arrays[s[0]]["time"].values[s[1]])
+
+
+def _train_stats(series: HourlySeries, key: str, cache_dir: Path) -> dict:
+    cache_file = cache_dir / f"weatherbench-stats-{key[:16]}.json"
+    if cache_file.is_file():
+        return json.loads(cache_file.read_text())
+    low, high, total, squares, n = np.inf, -np.inf, 0.0, 0.0, 0
+    length = series.lengths[0]
+    for a in range(0, length, STATS_CHUNK):
+        x = series.read(0, a, min(a + STATS_CHUNK, length)).astype(np.float64)
+        if not np.isfinite(x).all():
+            raise ValueError("weatherbench: NaN or infinite values in the training years")
+        low, high = min(low, x.min()), max(high, x.max())
+        total, squares, n = total + x.sum(), squares + (x * x).sum(), n + x.size
+    mean = total / n
+    stats = {"min": float(low), "max": float(high), "mean": float(mean),
+             "std": float(np.sqrt(max(squares / n - mean * mean, 0.0))), "hours": length}
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache_file.write_text(json.dumps(stats))
+    return stats
+
+
+@register_dataset("weatherbench", shape="1 x 32 x 64", frames=f"{IN_LEN} -> {OUT_LEN}",
+                  source="WeatherBench 2m temperature, 5.625deg NetCDF (Kelvin); train "
+                         "2010-2015, val 2016, test 2017-2018 (OpenSTL)",
+                  fixed={"in_len": IN_LEN, "out_len": OUT_LEN, "frame_size": 32})
+def weatherbench(data_root: str | None = None, n_val: int | None = None,
+                 n_test: int | None = None, cache_dir: str = ".cache/datasets", **_ignored):
+    folder = _folder(need_data_root(data_root, "weatherbench", LAYOUT, GET_FROM))
+    paths = sorted(folder.glob("*.nc"))
+    arrays = _open(paths)
+    frame_shape = (1, *(int(n) for n in arrays[0].shape[1:]))
+    series, windows, first_id = [], {}, 0
+    seq_len = IN_LEN + OUT_LEN
+    for split in ("train", "val", "test"):
+        segments = _segments(arrays, split)
+        if not segments:
+            a, b = YEARS[split]
+            raise MissingDataError(f"dataset 'weatherbench': no {split} hours ({a}-{b}) in "
+                                   f"{folder}/*.nc (layout: {LAYOUT}); get the files from "
+                                   f"{GET_FROM}")
+        s = HourlySeries(arrays, segments, frame_shape)
+        starts = np.arange(0, s.lengths[0] - seq_len + 1)
+        windows[split] = np.stack([np.full_like(starts, first_id), starts], axis=1)
+        series.append(s)
+        first_id += 1
+    files_info = listing(paths, folder)
+    stats = _train_stats(series[0], hashlib.sha256(
+        json.dumps([files_info, YEARS["train"]]).encode()).hexdigest(), Path(cache_dir))
+    units = str(arrays[0].attrs.get("units", "K"))
+    normalization = normalization_record(
+        stats["min"], stats["max"] - stats["min"],
+        "minmax: min and max of the training years 2010-2015", units=units,
+        source="statistics from the training years, as OpenSTL dataloader_weather.py (which "
+               "z-scores with them)", train_mean=stats["mean"], train_std=stats["std"])
+    details = {
+        "publisher_layout": LAYOUT, "variable": arrays[0].name,
+        "split_rule": "by year: " + ", ".join(f"{k} {a}-{b}" for k, (a, b) in YEARS.items()),
+        "hours": {k: s.lengths[0] for k, s in zip(YEARS, series, strict=True)},
+        "window_rule": f"{IN_LEN} consecutive hours in, the next {OUT_LEN} out, every start "
+                       "hour (stride 1) inside a split",
+        "source_files": files_info,
+    }
+    return windowed_data(
+        name="weatherbench", source=f"WeatherBench {VARIABLE_FOLDER} 5.625deg ({folder}), "
+                                    f"{units}, hourly, {IN_LEN} -> {OUT_LEN}",
+        sources=series, windows=windows, in_len=IN_LEN, out_len=OUT_LEN,
+        normalization=normalization, n_val=n_val, n_test=n_test, files={}, details=details)
