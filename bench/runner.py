@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import itertools
 import json
 import math
 import os
@@ -29,6 +30,7 @@ from .store import ResultsStore, cell_key
 from .train import DivergedError, Interrupted, Trainer, is_trainable
 
 EXAMPLE_CLIPS = 2
+FIT_BATCHES = 16  # training batches a model's fit_from_data hook sees (models/base.py)
 
 
 @dataclass
@@ -268,6 +270,9 @@ def _train_and_test(name, seed, model, request: RunRequest, data, folder: Path, 
     cfg, device = request.preset.train, request.device
     training = None
     safe_component(name, "model name")
+    if hasattr(model, "fit_from_data"):  # statistics of the training data, e.g. the mean frame
+        model.fit_from_data(itertools.islice(
+            data.train_batches(cfg.batch_size, seed=seed * 100_003), FIT_BATCHES))
     if is_trainable(model):
         # The config hash in the name: a changed configuration never resumes another's checkpoint.
         cell_name = f"{name}__seed{seed}__{safe_component(tag, 'config hash')}"
@@ -277,7 +282,7 @@ def _train_and_test(name, seed, model, request: RunRequest, data, folder: Path, 
         training = dataclasses.asdict(trainer.fit(progress=request.progress))
     model.to(device)
     result = evaluate(model, data.test, data.in_len, data.out_len, device, cfg.eval_batch_size,
-                      cfg.amp, keep_examples=EXAMPLE_CLIPS)
+                      cfg.amp, keep_examples=EXAMPLE_CLIPS, per_clip=True)
     if not all(math.isfinite(v) for v in result["headline"].values()
                if isinstance(v, (int, float))):
         raise DivergedError(f"non-finite test metrics {result['headline']}")
