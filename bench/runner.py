@@ -47,6 +47,7 @@ class RunRequest:
     progress: bool = True
     shard: tuple[int, int] | None = None  # (i, n): the i-th of n parts of the (model, seed) grid
     rerun: bool = False  # train cells again even when the store has them done
+    reference: str | None = None  # the model the report compares every other with
 
 
 def load_data(data: DataConfig, data_root: str | None, cache_dir: str):
@@ -171,7 +172,7 @@ def _base_record(name: str, seed: int, request: RunRequest, data) -> dict:
         "device_settings": configure_device(request.device, request.preset.train),
         "distributed": distributed.describe(request.preset.train.batch_size),
         "versions": versions(), "git_commit": git_commit(), "started_at": now(),
-        "estimate": None,
+        "estimate": None, "reference": request.reference,
     }
 
 
