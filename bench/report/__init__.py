@@ -99,12 +99,15 @@ def _write_training_report(folder: Path, records: list[dict], reference: str | N
     per_frame = per_frame_frame(records)
     per_frame.to_csv(folder / "per_frame.csv", index=False)
     if not per_frame.empty:
-        figures.append(("Per-frame accuracy", plots.per_frame(per_frame, folder / "per_frame")[0]))
-        figures.append(("Accuracy against cost", plots.pareto(acc, cost, folder / "pareto")[0]))
+        figures.append(("Per-frame accuracy",
+                        plots.per_frame(per_frame, folder / "per_frame", caption)[0]))
+        figures.append(("Accuracy against cost",
+                        plots.pareto(acc, cost, folder / "pareto", caption)[0]))
     history = history_frame(records)
     if not history.empty:
-        figures.append(("Training curves", plots.loss_curves(history, folder / "loss_curves")[0]))
-    figures += _cost_figures(folder, cost)
+        figures.append(("Training curves",
+                        plots.loss_curves(history, folder / "loss_curves", caption)[0]))
+    figures += _cost_figures(folder, cost, caption)
     examples = []
     for npz in sorted((folder / "examples").glob("*.npz")):
         with np.load(npz, allow_pickle=False) as data:
@@ -135,14 +138,14 @@ def _write_cost_report(folder: Path, records: list[dict]) -> Path:
                  "tab:cost"))
     tables = "[summary.md](summary.md), [summary.csv](summary.csv), [summary.tex](summary.tex)"
     _write_index(folder, caption, [("Cost", [data_line, "", cost_md, "", _cost_note(setup)])],
-                 tables, _cost_figures(folder, cost), [])
+                 tables, _cost_figures(folder, cost, caption), [])
     return folder / "summary.md"
 
 
-def _cost_figures(folder: Path, cost) -> list:
+def _cost_figures(folder: Path, cost, caption: str = "") -> list:
     if "train_seq_s" not in cost:
         return []
-    return [("Throughput and memory", plots.cost_bars(cost, folder / "cost_bars")[0])]
+    return [("Throughput and memory", plots.cost_bars(cost, folder / "cost_bars", caption)[0])]
 
 
 def _caption(records: list[dict]) -> tuple[str, str]:
