@@ -84,6 +84,8 @@ def pareto(acc: pd.DataFrame, cost: pd.DataFrame, path: Path, title: str = "") -
             if len(points) == 1:  # one point: give the axis some width around it
                 value = points[key].iloc[0]
                 axis.set_xlim(value * 0.5, value * 1.5)
+            else:  # room for the markers and their names inside the axes
+                axis.margins(x=0.2)
         for _, row in trivial.iterrows():
             axis.axhline(row["mse"], color="0.55", linestyle=":", linewidth=1.2, zorder=0)
             axis.annotate(f"{row['model']} (no training)", (0.01, row["mse"]),
