@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override any training option, e.g. --set amp=bf16 --set lr=5e-4")
     parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="override a model constructor argument, e.g. --model-arg hidden=64")
+    parser.add_argument("--reference", metavar="NAME",
+                        help="the model every other is compared with (it must be in --models; "
+                             "default: modernn when it is in the grid, else no comparison)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--out", default="results", help="results root (default: results)")
     parser.add_argument("--data-root", help="folder with train-images-idx3-ubyte.gz and/or "
@@ -155,8 +158,9 @@ def make_request(args: argparse.Namespace) -> RunRequest:
     _check_writable(out_root)
     if args.data_root is not None and not Path(args.data_root).is_dir():
         raise ValueError(f"--data-root {args.data_root!r} is not a folder")
+    names = models.list_models(_model_patterns(args.models))
     return RunRequest(
-        models=models.list_models(_model_patterns(args.models)), preset=preset, seeds=args.seeds,
+        models=names, preset=preset, seeds=args.seeds, reference=_reference(args.reference, names),
         device=resolve_device(args.device), out_root=out_root, data_root=args.data_root,
         cache_dir=args.cache_dir, model_args=dict(parse_override(t) for t in args.model_arg),
         profile_only=args.profile_only, progress=not args.no_progress, rerun=args.rerun,
@@ -164,6 +168,16 @@ def make_request(args: argparse.Namespace) -> RunRequest:
         budget=parse_budget(args.budget) if args.budget is not None else None,
         match=parse_match(args.match) if args.match is not None else None,
     )
+
+
+def _reference(requested: str | None, names: list[str]) -> str | None:
+    """``--reference``, which must be in the grid; by default modernn when it is, else none."""
+    if requested is None:
+        return "modernn" if "modernn" in names else None
+    if requested not in names:
+        raise ValueError(f"--reference {requested!r} is not in the grid; add it to --models or "
+                         f"pick one of: {', '.join(names)}")
+    return requested
 
 
 def _model_patterns(names: list[str]) -> list[str]:
@@ -204,6 +218,9 @@ def report_main(argv: list[str]) -> int:
                                      description="Rebuild every table and plot from the store.")
     parser.add_argument("--out", nargs="+", default=["results"],
                         help="results folders; each store found below them is reported")
+    parser.add_argument("--reference", metavar="NAME",
+                        help="the model every other is compared with (default: the one the "
+                             "newest run named, else modernn when present, else none)")
     args = parser.parse_args(argv)
     from .report import write_report  # here: pandas, scipy and seaborn take seconds to import
     stores = sorted({p.parent for root in args.out for p in Path(root).rglob(RECORDS_FILE)})
@@ -213,7 +230,7 @@ def report_main(argv: list[str]) -> int:
     failed = 0
     for folder in stores:
         try:
-            print(f"report: {write_report(folder)}")
+            print(f"report: {write_report(folder, reference=args.reference)}")
         except (ValueError, KeyError, OSError) as error:  # one bad store does not stop the others
             print(f"error: cannot report {folder}: {type(error).__name__}: {error}",
                   file=sys.stderr)
@@ -277,7 +294,8 @@ def _run(request: RunRequest) -> int:
     records = [r for r in ResultsStore(folder).latest()
                if r["mode"] == ("profile" if request.profile_only else "train")
                and r["model"] in request.models]
-    write_report(folder)  # profile-only records get the cost tables and plots
+    # profile-only records get the cost tables and plots
+    write_report(folder, reference=request.reference)
     if request.profile_only:
         print(cost_table(cost_frame(records)).to_markdown(index=False))
     else:

@@ -181,6 +181,25 @@ def shard(clips: Dataset) -> Dataset:
     return Subset(clips, range(n * r // world, n * (r + 1) // world))
 
 
+def gather_shards(values: torch.Tensor, total: int) -> torch.Tensor:
+    """Every rank's rows of a :func:`shard` of ``total`` clips, concatenated in clip order on
+    every rank (``values``: this rank's ``[n_rank, ...]``; unchanged for one process). The
+    shards differ in length, so each is padded to the longest for the all-gather and trimmed."""
+    if not is_distributed():
+        return values
+    world = world_size()
+    sizes = [total * (r + 1) // world - total * r // world for r in range(world)]
+    if values.shape[0] != sizes[rank()]:
+        raise ValueError(f"rank {rank()} has {values.shape[0]} rows; its shard of {total} "
+                         f"clips has {sizes[rank()]}")
+    device = _collective_device()
+    padded = torch.zeros((max(sizes), *values.shape[1:]), dtype=values.dtype, device=device)
+    padded[: values.shape[0]] = values.to(device)
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[:n] for part, n in zip(parts, sizes, strict=True)]).to(values.device)
+
+
 def all_mean(values: float | list[float]) -> float | list[float]:
     """The mean over ranks of a float, or of a list of floats element-wise (unchanged for one
     process); every rank must call it with as many values."""

@@ -9,6 +9,12 @@ from . import distributed
 from .metrics import PerFrameMetrics
 from .precision import autocast
 
+# Headline metrics kept per test clip (for the paired bootstrap over clips), each averaged over the
+# clip's predicted frames, to 6 significant digits: compact in the store, and far finer than any
+# difference a comparison can resolve.
+PER_CLIP = ("mse", "mae", "ssim", "psnr")
+PER_CLIP_DIGITS = 6
+
 
 @torch.no_grad()
 def evaluate(
@@ -20,32 +26,39 @@ def evaluate(
     batch_size: int = 32,
     amp: str = "none",
     keep_examples: int = 0,
+    per_clip: bool = False,
 ) -> dict:
     """Per-frame metrics over ``clips``; the model sees only the first ``in_len`` frames.
 
     Predictions are clipped to [0, 1] before every metric, as the MoDeRNN authors do.
     Returns ``{"per_frame": {metric: [T values]}, "headline": {metric: mean}, "examples": ...}``
     where examples (uint8 input, target and prediction of the first clips) is present when
-    ``keep_examples`` > 0.
+    ``keep_examples`` > 0, and per_clip (``{metric: [one value per clip, in clip order]}`` for
+    the metrics of ``PER_CLIP``, each the mean over the clip's predicted frames, so the mean over
+    clips is the headline value) when ``per_clip``.
 
     Under torch.distributed each rank evaluates its own contiguous shard of ``clips`` and the
     metrics are all-reduced (the same numbers as one process); examples come from rank 0's
-    shard, which starts at the first clip. Pass the unwrapped model, not a DDP wrapper.
+    shard, which starts at the first clip; per-clip values are gathered from every rank in clip
+    order. Pass the unwrapped model, not a DDP wrapper.
     """
     model.eval()
     metrics = PerFrameMetrics(clip=True)
-    examples = []
+    examples, clip_values = [], []
     part = distributed.shard(clips)
     if len(part) == 0 and len(clips) > 0:  # more ranks than clips: add nothing, but take part
         empty = torch.zeros((0, out_len, *clips[0].shape[1:]), device=device)
-        metrics.update(empty, empty)
+        values = metrics.update(empty, empty)
+        clip_values.append(torch.stack([values[k].mean(dim=1) for k in PER_CLIP], dim=1))
     pinned = device.type == "cuda"  # pinned pages: the copies below do not make the host wait
     for frames in DataLoader(part, batch_size=batch_size, shuffle=False, pin_memory=pinned):
         frames = frames.to(device, non_blocking=True)
         with autocast(device, amp):
             future = model(frames[:, :in_len], in_len, out_len).future
         target = frames[:, in_len : in_len + out_len]
-        metrics.update(future.float(), target)
+        values = metrics.update(future.float(), target)
+        if per_clip:
+            clip_values.append(torch.stack([values[k].mean(dim=1) for k in PER_CLIP], dim=1))
         kept = sum(len(e[0]) for e in examples)
         if kept < keep_examples:
             n = keep_examples - kept
@@ -56,6 +69,11 @@ def evaluate(
         "per_frame": {k: v.cpu().tolist() for k, v in metrics.compute().items()},
         "headline": metrics.headline(),
     }
+    if per_clip:
+        mine = torch.cat(clip_values) if clip_values else torch.zeros((0, len(PER_CLIP)))
+        table = distributed.gather_shards(mine, len(clips)).cpu().tolist()
+        result["per_clip"] = {k: [float(f"{row[i]:.{PER_CLIP_DIGITS}g}") for row in table]
+                              for i, k in enumerate(PER_CLIP)}
     if examples:
         inputs, targets, preds = (np.concatenate(parts) for parts in zip(*examples, strict=False))
         result["examples"] = {"input": inputs, "target": targets, "prediction": preds}

@@ -158,7 +158,9 @@ class PerFrameMetrics:
         self._sums: dict[str, torch.Tensor] | None = None
         self._count: torch.Tensor | None = None
 
-    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Adds the batch; returns its per-frame values ``{name: [B, T]}`` (e.g. for per-clip
+        statistics)."""
         values = frame_metrics(pred, target, clip=self.clip)
         if self._sums is None:
             self._sums = {k: v.sum(dim=0) for k, v in values.items()}
@@ -170,6 +172,7 @@ class PerFrameMetrics:
             for k, v in values.items():
                 self._sums[k] += v.sum(dim=0)
         self._count += pred.shape[0]
+        return values
 
     def compute(self) -> dict[str, torch.Tensor]:
         if self._sums is None:

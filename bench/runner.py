@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import itertools
 import json
 import math
 import os
@@ -31,6 +32,7 @@ from .store import ResultsStore, cell_key
 from .train import DivergedError, Interrupted, Trainer, is_trainable
 
 EXAMPLE_CLIPS = 2
+FIT_BATCHES = 16  # training batches a model's fit_from_data hook sees (models/base.py)
 
 
 @dataclass
@@ -49,6 +51,7 @@ class RunRequest:
     rerun: bool = False  # train cells again even when the store has them done
     budget: Budget | None = None  # train every model until this budget is spent (bench.budget)
     match: MatchTarget | None = None  # scale every model's width to this size (bench.match)
+    reference: str | None = None  # the model the report compares every other with
 
 
 def load_data(data: DataConfig, data_root: str | None, cache_dir: str):
@@ -223,7 +226,7 @@ def _base_record(name: str, seed: int, request: RunRequest, data,
         "device_settings": configure_device(request.device, request.preset.train),
         "distributed": distributed.describe(request.preset.train.batch_size),
         "versions": versions(), "git_commit": git_commit(), "started_at": now(),
-        "estimate": None,
+        "estimate": None, "reference": request.reference,
     }
 
 
@@ -344,6 +347,9 @@ def _train_and_test(name, seed, model, request: RunRequest, data, folder: Path, 
     cfg, device = request.preset.train, request.device
     training = None
     safe_component(name, "model name")
+    if hasattr(model, "fit_from_data"):  # statistics of the training data, e.g. the mean frame
+        model.fit_from_data(itertools.islice(
+            data.train_batches(cfg.batch_size, seed=seed * 100_003), FIT_BATCHES))
     if is_trainable(model):
         # The config hash in the name: a changed configuration never resumes another's checkpoint.
         cell_name = f"{name}__seed{seed}__{safe_component(tag, 'config hash')}"
@@ -359,7 +365,7 @@ def _train_and_test(name, seed, model, request: RunRequest, data, folder: Path, 
         training = dataclasses.asdict(trainer.fit(progress=request.progress))
     model.to(device)
     result = evaluate(model, data.test, data.in_len, data.out_len, device, cfg.eval_batch_size,
-                      cfg.amp, keep_examples=EXAMPLE_CLIPS)
+                      cfg.amp, keep_examples=EXAMPLE_CLIPS, per_clip=True)
     if not all(math.isfinite(v) for v in result["headline"].values()
                if isinstance(v, (int, float))):
         raise DivergedError(f"non-finite test metrics {result['headline']}")

@@ -29,7 +29,8 @@ def test_rollout(benchmark, name):
         benchmark(lambda: model(frames, 4, 4))
 
 
-@pytest.mark.parametrize("name", [n for n in models.list_models() if n != "persistence"])
+@pytest.mark.parametrize("name", [n for n in models.list_models()
+                                  if models.get_spec(n).family != "baseline"])
 def test_training_step(benchmark, name):
     model = build(name).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)

@@ -70,7 +70,7 @@ def one_process(tmp_path_factory):
         patch.setattr("bench.runner.profile_model", lambda model, *a, **k: {
             "params": sum(p.numel() for p in model.parameters())})
         patch.setattr("bench.report.write_report",
-                      lambda folder: (Path(folder) / "summary.md").write_text(""))
+                      lambda folder, **options: (Path(folder) / "summary.md").write_text(""))
         assert main([*ARGS, "--out", str(out), "--cache-dir", str(out / "cache")]) == 0
     (out / "grad_norms.json").write_text(json.dumps(norms))
     return out
@@ -96,6 +96,8 @@ def test_two_processes_train_and_evaluate_like_one(one_process, tmp_path):
     for name in ("convlstm", "persistence"):  # sharded test set, all-reduced metrics
         for metric, values in one[name]["metrics"]["per_frame"].items():
             assert two[name]["metrics"]["per_frame"][metric] == pytest.approx(values, rel=1e-5)
+        for metric, values in one[name]["metrics"]["per_clip"].items():  # gathered in clip order
+            assert two[name]["metrics"]["per_clip"][metric] == pytest.approx(values, rel=1e-5)
     for a, b in zip(one["convlstm"]["train"]["history"], two["convlstm"]["train"]["history"],
                     strict=True):
         assert b == pytest.approx(a, rel=1e-5)

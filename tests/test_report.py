@@ -11,11 +11,15 @@ from bench.store import ResultsStore
 INFO = {"name": "toy", "source": "hand-written records"}
 
 
-def record(model, seed, mse, ssim=0.9, status="ok", error=None):
+def record(model, seed, mse, ssim=0.9, status="ok", error=None, params=1000):
     per_frame = {"mse": [mse - 1, mse + 1], "mse_per_pixel": [mse / 4096] * 2, "mae": [2 * mse] * 2,
                  "psnr": [20.0, 19.0], "ssim": [ssim, ssim - 0.01]}
     headline = {k: float(np.mean(v)) for k, v in per_frame.items()}
-    cost = {"params": 1000, "used_params": 1000, "gmacs_fvcore": 1.0 + seed, "gmacs_torch": 1.0,
+    # 16 test clips around the headline MSE; the same clip pattern for every model and seed
+    spread = np.linspace(-4, 4, 16)
+    per_clip = {"mse": list(mse + spread), "mae": [2 * mse] * 16, "ssim": [ssim] * 16,
+                "psnr": [19.5] * 16}
+    cost = {"params": params, "used_params": 1000, "gmacs_fvcore": 1.0 + seed, "gmacs_torch": 1.0,
             "train_seq_s": 5.0, "infer_seq_s": 50.0, "infer_ms_per_seq_b1": 20.0,
             "train_peak_mb": 10.0, "infer_peak_mb": 2.0, "train_efficiency": 0.1,
             "amp": "none", "bench_batch": 8, "threads": 2}
@@ -24,7 +28,8 @@ def record(model, seed, mse, ssim=0.9, status="ok", error=None):
         "mode": "train", "model": model, "dataset": "toy", "preset": "quick", "seed": seed,
         "config_hash": "abc", "status": status, "error": error, "dataset_info": INFO,
         "device_name": "test CPU",
-        "metrics": {"headline": headline, "per_frame": per_frame} if ok else None,
+        "metrics": {"headline": headline, "per_frame": per_frame, "per_clip": per_clip}
+        if ok else None,
         "cost": cost if ok else None,
         "train": {"wall_s": 60.0, "history": [{"epoch": 1, "train_loss": 3.0, "val_mse": mse + 5},
                                               {"epoch": 2, "train_loss": 2.0, "val_mse": mse}]}
@@ -39,7 +44,7 @@ def store(tmp_path):
     for seed, mse in enumerate([20.0, 22.0, 24.0]):
         store.append(record("modernn", seed, mse))
         store.append(record("convlstm", seed, mse + 10 + seed * 0.5, ssim=0.8))
-    store.append(record("persistence", 0, 80.0, ssim=0.6))
+    store.append(record("persistence", 0, 80.0, ssim=0.6, params=0))
     store.append(record("broken", 0, 0.0, status="failed", error="RuntimeError: boom at step 3"))
     examples = tmp_path / "examples"
     examples.mkdir()
@@ -51,15 +56,19 @@ def store(tmp_path):
 
 
 def test_accuracy_rows_means_deviations_and_paired_test(store):
-    acc = accuracy_frame(store.latest()).set_index("model")
+    acc = accuracy_frame(store.latest(), "modernn").set_index("model")
     assert list(acc.index) == ["modernn", "convlstm", "persistence", "broken"]
     assert acc.loc["modernn", "mse"] == pytest.approx(22.0)
     assert acc.loc["modernn", "mse_std"] == pytest.approx(2.0)  # sample std of 20, 22, 24
     assert acc.loc["convlstm", "mse"] == pytest.approx(32.5)
     assert acc.loc["modernn", "seeds"] == 3 and acc.loc["persistence", "seeds"] == 1
     assert np.isnan(acc.loc["persistence", "mse_std"])
-    assert acc.loc["convlstm", "p_vs_baseline"] < 0.05  # consistently worse on every seed
-    assert np.isnan(acc.loc["persistence", "p_vs_baseline"])  # one seed: no test
+    assert acc.loc["convlstm", "p_seeds"] < 0.05  # consistently worse on every seed
+    assert acc.loc["convlstm", "delta_mse"] == pytest.approx(10.5)
+    # the same clip pattern: every clip's difference is 10.5, and a paired interval has no width
+    assert acc.loc["convlstm", ["delta_mse_low", "delta_mse_high"]].tolist() == pytest.approx([10.5] * 2)
+    assert np.isnan(acc.loc["persistence", "p_seeds"])  # no parameters: not tested over seeds
+    assert acc.loc["persistence", "delta_mse"] == pytest.approx(80 - 22)
     assert acc.loc["broken", "status"] == "failed: RuntimeError: boom at step 3"
 
 

@@ -7,31 +7,68 @@ from pathlib import Path
 import numpy as np
 
 from ..store import RECORDS_FILE, ResultsStore
-from . import plots
+from . import plots, statistics
 from .aggregate import accuracy_frame, cost_frame, history_frame, per_frame_frame
 from .compute import compute_sections
 from .tables import accuracy_table, cost_table, csv_table, to_latex
 
-BASELINE = "modernn"
+DEFAULT_REFERENCE = "modernn"  # the model compared with, when in the grid and none is named
 
 CONVENTIONS = (
     "MSE and MAE are summed over the pixels of a frame (the field's convention), then averaged over "
     "predicted frames and test clips; MSE/pixel is the per-pixel mean. Predictions are clipped to "
     "[0, 1] before every metric. SSIM: scikit-image's definition (7x7 uniform window) on uint8 "
     "frames. PSNR: per frame from the per-pixel MSE, peak 1. Values are mean ± standard deviation "
-    "over seeds; bold marks the best value of a column; † marks a test MSE whose difference from "
-    f"{BASELINE} is not significant (paired t-test over seeds, p >= 0.05)."
+    "over seeds; bold marks the best value of a column."
 )
 
 
-def write_report(folder: str | Path) -> Path:
+def comparison_note(reference: str | None, seeds_tested: bool) -> str:
+    """How the comparison column was computed (empty without a reference)."""
+    if reference is None:
+        return ""
+    note = (f" Δ MSE vs {reference}: each model's test MSE minus {reference}'s, on the same test "
+            f"clips; the interval is a {statistics.CONFIDENCE:.0%} percentile bootstrap over test "
+            f"clips ({statistics.RESAMPLES:,} paired resamples, seed {statistics.SEED}). With "
+            "several seeds each clip's difference is taken within a seed and averaged over seeds, "
+            "so the interval covers the choice of test clips, not the spread of training runs. "
+            "Models without trainable parameters (persistence, blank, mean) do not depend on the "
+            "seed and are paired with every seed.")
+    if seeds_tested:
+        note += (f" p vs {reference} (seeds): two-sided paired t-test of test MSE over the seeds "
+                 f"both ran, for trained models with {statistics.MIN_SEEDS_FOR_TEST} or more "
+                 "seeds.")
+    else:
+        note += (f" No test over seeds: it needs {statistics.MIN_SEEDS_FOR_TEST} or more seeds of "
+                 "a trained model and of the reference.")
+    return note
+
+
+def resolve_reference(records: list[dict], requested: str | None = None) -> str | None:
+    """The model every other is compared with: ``requested`` (which must be in the records),
+    else the one the newest run named (``record["reference"]``, None for none), else
+    ``DEFAULT_REFERENCE`` when present; None: no comparison."""
+    present = list(dict.fromkeys(r["model"] for r in records))
+    if requested is not None:
+        if requested not in present:
+            raise ValueError(f"reference model {requested!r} has no records here; the models "
+                             f"present are: {', '.join(present)}")
+        return requested
+    named = [r["reference"] for r in records if "reference" in r]
+    if named:
+        return named[-1] if named[-1] in present else None
+    return DEFAULT_REFERENCE if DEFAULT_REFERENCE in present else None
+
+
+def write_report(folder: str | Path, reference: str | None = None) -> Path:
     """Writes the tables, plots, example grids/GIFs and README.md index of ``folder``; a store of
-    profile-only records (``--profile-only``) gets the cost tables and plots alone."""
+    profile-only records (``--profile-only``) gets the cost tables and plots alone.
+    ``reference``: the model compared with (see :func:`resolve_reference`)."""
     folder = Path(folder)
     latest = ResultsStore(folder).latest()
     records = [r for r in latest if r["mode"] == "train"]
     if records:
-        return _write_training_report(folder, records)
+        return _write_training_report(folder, records, resolve_reference(records, reference))
     records = [r for r in latest if r["mode"] == "profile"]
     if records:
         return _write_cost_report(folder, records)
@@ -39,21 +76,22 @@ def write_report(folder: str | Path) -> Path:
                      "run the benchmark first")
 
 
-def _write_training_report(folder: Path, records: list[dict]) -> Path:
-    acc, cost = accuracy_frame(records, BASELINE), cost_frame(records)
+def _write_training_report(folder: Path, records: list[dict], reference: str | None) -> Path:
+    acc, cost = accuracy_frame(records, reference), cost_frame(records)
     setup = _setup(records)
     caption, data_line = _caption(records)
+    conventions = CONVENTIONS + comparison_note(reference, bool(acc["p_seeds"].notna().any()))
 
-    accuracy_md = accuracy_table(acc, baseline=BASELINE).to_markdown(index=False)
+    accuracy_md = accuracy_table(acc, reference=reference).to_markdown(index=False)
     cost_md = cost_table(cost).to_markdown(index=False)
     (folder / "summary.md").write_text(
-        f"# Accuracy: {caption}\n\n{data_line}\n\n{accuracy_md}\n\n{CONVENTIONS}\n\n"
+        f"# Accuracy: {caption}\n\n{data_line}\n\n{accuracy_md}\n\n{conventions}\n\n"
         f"# Cost\n\n{cost_md}\n\n{_cost_note(setup)}\n"
     )
     csv_table(acc, cost).to_csv(folder / "summary.csv", index=False)
     (folder / "summary.tex").write_text(
-        to_latex(accuracy_table(acc, latex=True, baseline=BASELINE), f"Accuracy on {caption}. "
-                 + CONVENTIONS, "tab:accuracy") + "\n"
+        to_latex(accuracy_table(acc, latex=True, reference=reference), f"Accuracy on {caption}. "
+                 + conventions, "tab:accuracy") + "\n"
         + to_latex(cost_table(cost, latex=True), f"Cost on {caption}. " + _cost_note(setup),
                    "tab:cost")
     )
@@ -62,12 +100,15 @@ def _write_training_report(folder: Path, records: list[dict]) -> Path:
     per_frame = per_frame_frame(records)
     per_frame.to_csv(folder / "per_frame.csv", index=False)
     if not per_frame.empty:
-        figures.append(("Per-frame accuracy", plots.per_frame(per_frame, folder / "per_frame")[0]))
-        figures.append(("Accuracy against cost", plots.pareto(acc, cost, folder / "pareto")[0]))
+        figures.append(("Per-frame accuracy",
+                        plots.per_frame(per_frame, folder / "per_frame", caption)[0]))
+        figures.append(("Accuracy against cost",
+                        plots.pareto(acc, cost, folder / "pareto", caption)[0]))
     history = history_frame(records)
     if not history.empty:
-        figures.append(("Training curves", plots.loss_curves(history, folder / "loss_curves")[0]))
-    figures += _cost_figures(folder, cost)
+        figures.append(("Training curves",
+                        plots.loss_curves(history, folder / "loss_curves", caption)[0]))
+    figures += _cost_figures(folder, cost, caption)
     examples = []
     for npz in sorted((folder / "examples").glob("*.npz")):
         with np.load(npz, allow_pickle=False) as data:
@@ -75,7 +116,7 @@ def _write_training_report(folder: Path, records: list[dict]) -> Path:
         title = npz.stem.replace("__", ", ")
         examples.append((title, plots.example_grid(arrays, title, npz.with_suffix(".png")),
                          plots.example_gif(arrays, npz.with_suffix(".gif"))))
-    sections = [("Accuracy", [data_line, "", accuracy_md, "", CONVENTIONS]),
+    sections = [("Accuracy", [data_line, "", accuracy_md, "", conventions]),
                 ("Cost", [cost_md, "", _cost_note(setup)])]
     extra_sections, extra_figures = compute_sections(folder, records)  # --budget, --match
     sections += extra_sections
@@ -101,14 +142,14 @@ def _write_cost_report(folder: Path, records: list[dict]) -> Path:
                  "tab:cost"))
     tables = "[summary.md](summary.md), [summary.csv](summary.csv), [summary.tex](summary.tex)"
     _write_index(folder, caption, [("Cost", [data_line, "", cost_md, "", _cost_note(setup)])],
-                 tables, _cost_figures(folder, cost), [])
+                 tables, _cost_figures(folder, cost, caption), [])
     return folder / "summary.md"
 
 
-def _cost_figures(folder: Path, cost) -> list:
+def _cost_figures(folder: Path, cost, caption: str = "") -> list:
     if "train_seq_s" not in cost:
         return []
-    return [("Throughput and memory", plots.cost_bars(cost, folder / "cost_bars")[0])]
+    return [("Throughput and memory", plots.cost_bars(cost, folder / "cost_bars", caption)[0])]
 
 
 def _caption(records: list[dict]) -> tuple[str, str]:

@@ -1,9 +1,11 @@
-"""From store records to tidy frames: one row per model, seeds aggregated, compared with a baseline."""
+"""From store records to tidy frames: one row per model, seeds aggregated, compared with a
+reference model."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from . import statistics
 
 ACCURACY = {  # metric -> (label, lower is better)
     "mse": ("MSE", True),
@@ -23,25 +25,64 @@ COST = {  # cost key -> (label, lower is better, scale)
     "infer_peak_mb": ("infer mem (MB)", True, 1),
     "train_efficiency": ("train eff. (%)", False, 100),
 }
-SIGNIFICANCE_LEVEL = 0.05
 
 
-def accuracy_frame(records: list[dict], baseline: str = "modernn") -> pd.DataFrame:
+def accuracy_frame(records: list[dict], reference: str | None = None) -> pd.DataFrame:
     """Per model: mean and std of each headline metric over successful seeds, the seed count,
-    the status (with the error of a failed model) and a paired test against ``baseline``."""
+    the status (with the error of a failed model), a 95% bootstrap interval of its own test MSE
+    over the test clips, and, given a ``reference`` model, the difference of its test MSE from
+    the reference's with a paired bootstrap interval over the same test clips and (with 3 or more
+    seeds, for trained models) a paired t-test over seeds (bench.report.statistics)."""
+    groups = _by_model(records)
+    ref_ok = _ok(groups.get(reference, [])) if reference else []
+    ref_clips, ref_fixed = _per_clip_mse(ref_ok), is_deterministic(ref_ok)
+    ref_seeds = {r["seed"]: r["metrics"]["headline"]["mse"] for r in ref_ok}
     rows = []
-    per_seed = _per_seed_mse(records)
-    for model, group in _by_model(records).items():
-        ok = [r for r in group if r["status"] == "ok" and r.get("metrics")]
-        row = {"model": model, "seeds": len(ok)}
+    for model, group in groups.items():
+        ok = _ok(group)
+        row = {"model": model, "seeds": len(ok), "deterministic": is_deterministic(ok)}
         row["status"] = "ok" if ok else f"failed: {group[-1].get('error')}"
         for key in ACCURACY:
             values = [r["metrics"]["headline"][key] for r in ok]
             row[key] = float(np.mean(values)) if values else np.nan
             row[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else np.nan
-        row["p_vs_baseline"] = _paired_p(per_seed, model, baseline)
+        clips = _per_clip_mse(ok)
+        row["mse_ci_low"] = row["mse_ci_high"] = np.nan
+        if clips and len({len(v) for v in clips.values()}) == 1:
+            _, row["mse_ci_low"], row["mse_ci_high"] = statistics.paired_bootstrap(
+                np.mean(list(clips.values()), axis=0))
+        row.update(delta_mse=np.nan, delta_mse_low=np.nan, delta_mse_high=np.nan,
+                   paired_seeds=0, p_seeds=np.nan)
+        if reference and ok and ref_ok and model != reference:
+            diff, paired = statistics.paired_clip_differences(clips, ref_clips, row["deterministic"],
+                                                              ref_fixed)
+            if diff is not None:
+                row["delta_mse"], row["delta_mse_low"], row["delta_mse_high"] = \
+                    statistics.paired_bootstrap(diff)
+                row["paired_seeds"] = paired
+            else:  # records without per-clip values: the difference of means, no interval
+                row["delta_mse"] = row["mse"] - float(np.mean(list(ref_seeds.values())))
+            if not row["deterministic"] and not ref_fixed:
+                row["p_seeds"] = statistics.seeds_test(
+                    {r["seed"]: r["metrics"]["headline"]["mse"] for r in ok}, ref_seeds)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def is_deterministic(records: list[dict]) -> bool:
+    """Models without trainable parameters (persistence, blank, mean): no training, so the seed
+    changes nothing that a test over seeds could measure."""
+    costs = [r["cost"] for r in records if r.get("cost")]
+    return bool(costs) and all(c.get("params") == 0 for c in costs)
+
+
+def _ok(group: list[dict]) -> list[dict]:
+    return [r for r in group if r["status"] == "ok" and r.get("metrics")]
+
+
+def _per_clip_mse(records: list[dict]) -> dict[int, np.ndarray]:
+    return {r["seed"]: np.asarray(r["metrics"]["per_clip"]["mse"], dtype=np.float64)
+            for r in records if (r["metrics"].get("per_clip") or {}).get("mse")}
 
 
 def cost_frame(records: list[dict]) -> pd.DataFrame:
@@ -78,28 +119,6 @@ def history_frame(records: list[dict]) -> pd.DataFrame:
         for entry in (record.get("train") or {}).get("history", []):
             rows.append({"model": record["model"], "seed": record["seed"], **entry})
     return pd.DataFrame(rows)
-
-
-def _paired_p(per_seed: dict, model: str, baseline: str) -> float:
-    """Two-sided paired t-test of test MSE over the seeds both models ran; NaN if fewer than 2."""
-    if model == baseline or baseline not in per_seed or model not in per_seed:
-        return np.nan
-    seeds = sorted(set(per_seed[model]) & set(per_seed[baseline]))
-    if len(seeds) < 2:
-        return np.nan
-    a = [per_seed[model][s] for s in seeds]
-    b = [per_seed[baseline][s] for s in seeds]
-    if np.allclose(np.subtract(a, b), np.subtract(a, b)[0]):  # constant difference: t undefined
-        return 0.0 if a[0] != b[0] else 1.0
-    return float(stats.ttest_rel(a, b).pvalue)
-
-
-def _per_seed_mse(records: list[dict]) -> dict[str, dict[int, float]]:
-    table: dict[str, dict[int, float]] = {}
-    for r in records:
-        if r["status"] == "ok" and r.get("metrics"):
-            table.setdefault(r["model"], {})[r["seed"]] = r["metrics"]["headline"]["mse"]
-    return table
 
 
 def _by_model(records: list[dict]) -> dict[str, list[dict]]:

@@ -30,46 +30,103 @@ def save(figure, path: Path) -> list[Path]:
     return paths
 
 
-def per_frame(per_frame: pd.DataFrame, path: Path) -> list[Path]:
+def per_frame(per_frame: pd.DataFrame, path: Path, title: str = "") -> list[Path]:
     """MSE and SSIM per predicted frame; bands are one standard deviation over seeds."""
     sns.set_theme(style="whitegrid")
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     for axis, metric, label in ((axes[0], "mse", "MSE per frame (sum over pixels)"),
                                 (axes[1], "ssim", "SSIM per frame")):
-        sns.lineplot(per_frame, x="frame", y=metric, hue="model", marker="o", errorbar="sd", ax=axis)
+        sns.lineplot(per_frame, x="frame", y=metric, hue="model", marker="o", errorbar="sd", ax=axis,
+                     legend=axis is axes[1])
         axis.set(xlabel="predicted frame", ylabel=label)
+        axis.xaxis.get_major_locator().set_params(integer=True)  # frames are whole numbers
+    _legend_outside(axes[1])
+    figure.suptitle(_title("per-frame accuracy (bands: ± 1 s.d. over seeds)", title), fontsize=10)
     return save(figure, path)
 
 
-def pareto(acc: pd.DataFrame, cost: pd.DataFrame, path: Path) -> list[Path]:
-    """Test MSE against compute and against training throughput, with the Pareto front."""
+def pareto(acc: pd.DataFrame, cost: pd.DataFrame, path: Path, title: str = "") -> list[Path]:
+    """Test MSE against compute and against training throughput, with the Pareto front.
+
+    Trained models are points with error bars: ± 1 s.d. over seeds where a model ran several,
+    else the 95% bootstrap interval of its mean over test clips. Models without parameters
+    (persistence, blank, mean) have no cost to place them by: they are horizontal reference lines.
+    The MSE axis starts at 0, so a 1% difference looks like one."""
     frame = acc[acc["status"] == "ok"].merge(cost, on="model")
     frame["params (M)"] = frame["params"] / 1e6
+    trivial = frame[frame["params"].fillna(0) == 0] if "params" in frame else frame.iloc[:0]
+    trained = frame.drop(trivial.index)
     sns.set_theme(style="whitegrid")
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    figure, axes = plt.subplots(1, 2, figsize=(13, 4.8))
     panels = ((axes[0], "gmacs_fvcore", "GMACs per test rollout (fvcore)", True),
               (axes[1], "train_seq_s", "training throughput (sequences/s)", False))
+    top = frame["mse"].max() if not frame.empty else 1.0
     for axis, key, label, lower in panels:
-        points = frame.dropna(subset=[key])
-        points = points[points[key] > 0] if lower else points
-        if points.empty:
+        points = trained.dropna(subset=[key]) if key in trained else trained.iloc[:0]
+        points = points[points[key] > 0]
+        if points.empty and trivial.empty:
             axis.set_visible(False)
             continue
-        sns.scatterplot(points, x=key, y="mse", hue="model", size="params (M)", sizes=(40, 400),
-                        ax=axis, legend=axis is axes[0])
-        for _, row in points.iterrows():
-            axis.annotate(row["model"], (row[key], row["mse"]), textcoords="offset points",
-                          xytext=(6, 4), fontsize=8)
-        front = _pareto_front(points[key].to_numpy(), points["mse"].to_numpy(), lower)
-        axis.plot(*front, color="0.3", linestyle="--", linewidth=1, label="Pareto front",
-                  drawstyle="steps-post" if lower else "steps-pre")
-        axis.set(xlabel=label, ylabel="test MSE (sum/frame)")
-        if lower and points[key].max() / max(points[key].min(), 1e-12) > 20:
-            axis.set_xscale("log")
+        if not points.empty:
+            low, high = _error_bars(points)
+            axis.errorbar(points[key], points["mse"], yerr=[low, high], fmt="none", ecolor="0.4",
+                          elinewidth=1, capsize=3, zorder=1)
+            sns.scatterplot(points, x=key, y="mse", hue="model", size="params (M)",
+                            sizes=(40, 400), ax=axis, legend=axis is axes[0], zorder=2)
+            for _, row in points.iterrows():
+                axis.annotate(row["model"], (row[key], row["mse"]), textcoords="offset points",
+                              xytext=(7, 5), fontsize=8)
+            front = _pareto_front(points[key].to_numpy(), points["mse"].to_numpy(), lower)
+            axis.plot(*front, color="0.3", linestyle="--", linewidth=1, label="Pareto front",
+                      drawstyle="steps-post" if lower else "steps-pre")
+            if lower and points[key].max() / max(points[key].min(), 1e-12) > 20:
+                axis.set_xscale("log")
+            if len(points) == 1:  # one point: give the axis some width around it
+                value = points[key].iloc[0]
+                axis.set_xlim(value * 0.5, value * 1.5)
+            else:  # room for the markers and their names inside the axes
+                axis.margins(x=0.2)
+        for _, row in trivial.iterrows():
+            axis.axhline(row["mse"], color="0.55", linestyle=":", linewidth=1.2, zorder=0)
+            axis.annotate(f"{row['model']} (no training)", (0.01, row["mse"]),
+                          xycoords=("axes fraction", "data"), textcoords="offset points",
+                          xytext=(0, 3), fontsize=8, color="0.35")
+        axis.set(xlabel=label, ylabel="test MSE (sum/frame)", ylim=(0, top * 1.12))
     if axes[0].get_legend():
-        axes[0].legend(fontsize=7, loc="best")
-    figure.suptitle("accuracy against cost (marker size: parameters)", fontsize=10)
+        _legend_outside(axes[0], rounded=True)
+    figure.suptitle(_title("accuracy against cost", title) + "\nmarker size: parameters; error "
+                    "bars: ± 1 s.d. over seeds, or the 95% bootstrap interval over test clips for "
+                    "one seed; dotted: baselines without training", fontsize=9)
     return save(figure, path)
+
+
+def _error_bars(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Below and above each point: ± s.d. over seeds (2+ seeds), else the bootstrap interval."""
+    std = points["mse_std"].to_numpy(dtype=float)
+    low = np.where(np.isnan(std), points["mse"] - points["mse_ci_low"], std)
+    high = np.where(np.isnan(std), points["mse_ci_high"] - points["mse"], std)
+    return np.nan_to_num(low), np.nan_to_num(high)
+
+
+def _legend_outside(axis, rounded: bool = False) -> None:
+    """The legend to the right of the axes, never over data; numbers (sizes) rounded."""
+    handles, labels = axis.get_legend_handles_labels()
+    if rounded:
+        labels = [_round_label(text) for text in labels]
+    axis.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1),
+                borderaxespad=0, frameon=False)
+
+
+def _round_label(text: str) -> str:
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return f"{value:.2g}" if value < 10 else f"{value:,.0f}"
+
+
+def _title(what: str, title: str) -> str:
+    return f"{title}: {what}" if title else what
 
 
 def _pareto_front(x: np.ndarray, y: np.ndarray, x_lower_is_better: bool):
@@ -84,19 +141,22 @@ def _pareto_front(x: np.ndarray, y: np.ndarray, x_lower_is_better: bool):
     return front_x, front_y
 
 
-def loss_curves(history: pd.DataFrame, path: Path) -> list[Path]:
+def loss_curves(history: pd.DataFrame, path: Path, title: str = "") -> list[Path]:
     sns.set_theme(style="whitegrid")
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
-    sns.lineplot(history, x="epoch", y="train_loss", hue="model", errorbar="sd", ax=axes[0])
+    sns.lineplot(history, x="epoch", y="train_loss", hue="model", errorbar="sd", ax=axes[0],
+                 legend=False)
     axes[0].set(yscale="log", ylabel="training loss (configured loss)", title="training")
     sns.lineplot(history, x="epoch", y="val_mse", hue="model", errorbar="sd", ax=axes[1])
     axes[1].set(ylabel="validation MSE (sum/frame)", title="validation")
     for axis in axes:
         axis.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole numbers
+    _legend_outside(axes[1])
+    figure.suptitle(_title("training curves", title), fontsize=10)
     return save(figure, path)
 
 
-def cost_bars(cost: pd.DataFrame, path: Path) -> list[Path]:
+def cost_bars(cost: pd.DataFrame, path: Path, title: str = "") -> list[Path]:
     columns = [("train_seq_s", "training (seq/s)"), ("infer_seq_s", "inference (seq/s)"),
                ("train_peak_mb", "training peak memory (MB)"),
                ("infer_peak_mb", "inference peak memory (MB)")]
@@ -111,6 +171,7 @@ def cost_bars(cost: pd.DataFrame, path: Path) -> list[Path]:
         if len(positive) > 1 and positive.max() > 100 * positive.min():
             axis.set_yscale("log")  # e.g. persistence, orders of magnitude faster than any model
         axis.tick_params(axis="x", rotation=45)
+    figure.suptitle(_title("throughput and memory", title), fontsize=10)
     return save(figure, path)
 
 

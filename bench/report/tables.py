@@ -5,15 +5,17 @@ import math
 
 import pandas as pd
 
-from .aggregate import ACCURACY, COST, SIGNIFICANCE_LEVEL
+from .aggregate import ACCURACY, COST
 
 DIGITS = {"mse": 2, "mse_per_pixel": 5, "mae": 1, "ssim": 4, "psnr": 2}
-NOT_SIGNIFICANT = "†"
 
 
-def accuracy_table(acc: pd.DataFrame, latex: bool = False, baseline: str = "modernn") -> pd.DataFrame:
-    """Display table: mean ± std per metric, best bold, '†' where the MSE difference from the
-    baseline is not significant (paired t-test over seeds, p >= 0.05)."""
+def accuracy_table(acc: pd.DataFrame, latex: bool = False, reference: str | None = None
+                   ) -> pd.DataFrame:
+    """Display table: mean ± std per metric, best bold; given a ``reference`` model present in
+    ``acc``, the difference of each model's test MSE from it with its paired bootstrap interval,
+    and a column of t-test p-values over seeds only where some model could be tested (3 or more
+    seeds, trained)."""
     out = pd.DataFrame({"model": acc["model"].map(lambda m: _text(m, latex))})
     ok = acc["status"] == "ok"
     for key, (label, lower) in ACCURACY.items():
@@ -23,15 +25,33 @@ def accuracy_table(acc: pd.DataFrame, latex: bool = False, baseline: str = "mode
             cell = _mean_std(row[key], row[f"{key}_std"], DIGITS[key], latex)
             if row["status"] == "ok" and best is not None and row[key] == best:
                 cell = _bold(cell, latex)
-            if key == "mse" and row["p_vs_baseline"] >= SIGNIFICANCE_LEVEL:
-                cell += NOT_SIGNIFICANT if not latex else r"$^\dagger$"
             cells.append(cell)
         out[label] = cells
     out["seeds"] = acc["seeds"]
-    out[f"p vs {baseline}"] = acc["p_vs_baseline"].map(lambda p: "" if math.isnan(p) else f"{p:.3f}")
+    if reference is not None and reference in set(acc["model"]):
+        name = _text(reference, latex)
+        delta = (r"$\Delta$" if latex else "Δ") + f" MSE vs {name} [95% CI]"
+        out[delta] = [_delta(row, reference, latex) for _, row in acc.iterrows()]
+        if acc["p_seeds"].notna().any():
+            out[f"p vs {name} (seeds)"] = acc["p_seeds"].map(
+                lambda p: "" if math.isnan(p) else f"{p:.3f}")
     if not ok.all():
         out["status"] = acc["status"].map(lambda s: _text(s, latex))
     return out
+
+
+def _delta(row, reference: str, latex: bool) -> str:
+    if row["model"] == reference:
+        return "reference"
+    if pd.isna(row["delta_mse"]):
+        return ""
+    digits = DIGITS["mse"]
+    text = f"{row['delta_mse']:+.{digits}f}"
+    if not pd.isna(row["delta_mse_low"]):
+        text += f" [{row['delta_mse_low']:+.{digits}f}, {row['delta_mse_high']:+.{digits}f}]"
+    else:
+        text += " (no per-clip values)"
+    return text
 
 
 def cost_table(cost: pd.DataFrame, latex: bool = False) -> pd.DataFrame:
@@ -92,6 +112,6 @@ def _text(text: str, latex: bool) -> str:
     if not latex:
         return str(text).replace("|", "/")
     for char, escaped in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"),
-                          ("#", r"\#"), ("$", r"\$")):
+                          ("#", r"\#"), ("$", r"\$"), ("Δ", r"$\Delta$")):
         text = str(text).replace(char, escaped)
     return text
