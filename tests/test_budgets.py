@@ -39,7 +39,7 @@ def _records(out):
 def no_report(monkeypatch):
     import bench.report
     monkeypatch.setattr(bench.report, "write_report",
-                        lambda folder: (folder / "summary.md").write_text(""))
+                        lambda folder, **options: (folder / "summary.md").write_text(""))
 
 
 def test_a_flop_budget_stops_every_model_within_one_iteration_and_ends_its_schedule(
