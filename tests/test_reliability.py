@@ -120,7 +120,7 @@ def _corrupt_root(tmp_path, name, write):
 
 BAD_INPUTS = {
     "unknown model": (["--models", "convlstn"], "unknown model 'convlstn'; did you mean"),
-    "unknown dataset": (["--dataset", "kth"], "unknown dataset 'kth'"),
+    "unknown dataset": (["--dataset", "ucf101"], "unknown dataset 'ucf101'"),
     "unknown preset": (["--preset", "fast"], "argument --preset: invalid choice: 'fast'"),
     "override without =": (["--set", "lr"], "malformed override 'lr'; expected key=value"),
     "unknown override": (["--set", "nosuchkey=1"], "unknown option 'nosuchkey'"),
