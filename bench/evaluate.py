@@ -48,8 +48,7 @@ def evaluate(
     part = distributed.shard(clips)
     if len(part) == 0 and len(clips) > 0:  # more ranks than clips: add nothing, but take part
         empty = torch.zeros((0, out_len, *clips[0].shape[1:]), device=device)
-        values = metrics.update(empty, empty)
-        clip_values.append(torch.stack([values[k].mean(dim=1) for k in PER_CLIP], dim=1))
+        clip_values.append(_clip_means(metrics.update(empty, empty)))
     pinned = device.type == "cuda"  # pinned pages: the copies below do not make the host wait
     for frames in DataLoader(part, batch_size=batch_size, shuffle=False, pin_memory=pinned):
         frames = frames.to(device, non_blocking=True)
@@ -58,7 +57,7 @@ def evaluate(
         target = frames[:, in_len : in_len + out_len]
         values = metrics.update(future.float(), target)
         if per_clip:
-            clip_values.append(torch.stack([values[k].mean(dim=1) for k in PER_CLIP], dim=1))
+            clip_values.append(_clip_means(values))
         kept = sum(len(e[0]) for e in examples)
         if kept < keep_examples:
             n = keep_examples - kept
@@ -78,6 +77,11 @@ def evaluate(
         inputs, targets, preds = (np.concatenate(parts) for parts in zip(*examples, strict=False))
         result["examples"] = {"input": inputs, "target": targets, "prediction": preds}
     return result
+
+
+def _clip_means(values: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``[B, len(PER_CLIP)]``: each clip's metrics averaged over its predicted frames."""
+    return torch.stack([values[k].mean(dim=1) for k in PER_CLIP], dim=1)
 
 
 def _to_uint8(frames: torch.Tensor) -> np.ndarray:

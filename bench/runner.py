@@ -109,10 +109,11 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
     store = ResultsStore(folder)
     log = log if distributed.is_main() else (lambda *args, **kwargs: None)
     matched = match_sizes(request, data, log) if request.match else {}
-    pending = []
+    pending, recorded = [], [] if request.rerun else store.records()  # read once per grid
     for name, seed in shard_cells(request.models, request.seeds, request.shard):
         record = _base_record(name, seed, request, data, matched.get(name))
-        done = distributed.broadcast(None if request.rerun else store.done(cell_key(record)))
+        done = distributed.broadcast(None if request.rerun else store.done(cell_key(record),
+                                                                           recorded))
         if done:
             log(f"skip {name} seed {seed}: done on {done['device_name']} "
                 f"({done.get('precision')}) at {done.get('finished_at')}, in {store.path}; "

@@ -60,9 +60,11 @@ class ResultsStore:
                     warnings.warn(f"{self.path}:{number}: skipping a damaged record", stacklevel=2)
         return records
 
-    def done(self, key: tuple) -> dict | None:
-        """The newest successful record with this key, or None."""
-        matches = [r for r in self.records() if r["status"] == "ok" and cell_key(r) == key]
+    def done(self, key: tuple, records: list[dict] | None = None) -> dict | None:
+        """The newest successful record with this key, or None. ``records``: the store's records
+        if the caller already read them (a grid asks once per cell; records can be large)."""
+        records = self.records() if records is None else records
+        matches = [r for r in records if r["status"] == "ok" and cell_key(r) == key]
         return matches[-1] if matches else None
 
     def latest(self) -> list[dict]:
