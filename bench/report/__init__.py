@@ -96,19 +96,19 @@ def _write_training_report(folder: Path, records: list[dict], reference: str | N
                    "tab:cost")
     )
 
-    figures = []
+    figures, palette = [], plots.model_palette(r["model"] for r in records)
     per_frame = per_frame_frame(records)
     per_frame.to_csv(folder / "per_frame.csv", index=False)
     if not per_frame.empty:
         figures.append(("Per-frame accuracy",
-                        plots.per_frame(per_frame, folder / "per_frame", caption)[0]))
+                        plots.per_frame(per_frame, folder / "per_frame", caption, palette)[0]))
         figures.append(("Accuracy against cost",
-                        plots.pareto(acc, cost, folder / "pareto", caption)[0]))
+                        plots.pareto(acc, cost, folder / "pareto", caption, palette)[0]))
     history = history_frame(records)
     if not history.empty:
         figures.append(("Training curves",
-                        plots.loss_curves(history, folder / "loss_curves", caption)[0]))
-    figures += _cost_figures(folder, cost, caption)
+                        plots.loss_curves(history, folder / "loss_curves", caption, palette)[0]))
+    figures += _cost_figures(folder, cost, caption, palette)
     examples = []
     for npz in sorted((folder / "examples").glob("*.npz")):
         with np.load(npz, allow_pickle=False) as data:
@@ -118,7 +118,7 @@ def _write_training_report(folder: Path, records: list[dict], reference: str | N
                          plots.example_gif(arrays, npz.with_suffix(".gif"))))
     sections = [("Accuracy", [data_line, "", accuracy_md, "", conventions]),
                 ("Cost", [cost_md, "", _cost_note(setup)])]
-    extra_sections, extra_figures = compute_sections(folder, records)  # --budget, --match
+    extra_sections, extra_figures = compute_sections(folder, records, caption, palette)
     sections += extra_sections
     figures = extra_figures + figures
     tables = ("[summary.md](summary.md), [summary.csv](summary.csv), [summary.tex](summary.tex) "
@@ -146,10 +146,11 @@ def _write_cost_report(folder: Path, records: list[dict]) -> Path:
     return folder / "summary.md"
 
 
-def _cost_figures(folder: Path, cost, caption: str = "") -> list:
+def _cost_figures(folder: Path, cost, caption: str = "", palette: dict | None = None) -> list:
     if "train_seq_s" not in cost:
         return []
-    return [("Throughput and memory", plots.cost_bars(cost, folder / "cost_bars", caption)[0])]
+    return [("Throughput and memory",
+             plots.cost_bars(cost, folder / "cost_bars", caption, palette)[0])]
 
 
 def _caption(records: list[dict]) -> tuple[str, str]:

@@ -36,28 +36,45 @@ def compute_axis(frame: pd.DataFrame) -> tuple[str, str]:
     return "train_s", "training seconds on this device"
 
 
-def accuracy_vs_compute(frame: pd.DataFrame, path: Path) -> list[Path]:
+def accuracy_vs_compute(frame: pd.DataFrame, path: Path, title: str = "",
+                        palette: dict | None = None) -> list[Path]:
     """Validation (line, band: one standard deviation over seeds) and test MSE (marker with
-    error bar) against cumulative training compute, log x, one colour per model."""
+    error bar) against cumulative training compute, log x, one colour per model (the report's).
+
+    The MSE axis starts at 0 and stops at twice the largest final MSE: an early validation point
+    above that (an untrained model's first check) is drawn at the top edge as a triangle with
+    its value, instead of squeezing every curve into the bottom of the plot."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     x, label = compute_axis(frame)
     sns.set_theme(style="whitegrid")
-    figure, axis = plt.subplots(figsize=(7.5, 4.6))
-    val = frame[frame["split"] == "validation"]
-    palette = dict(zip(sorted(frame["model"].unique()),
-                       sns.color_palette(n_colors=frame["model"].nunique()), strict=True))
+    figure, axis = plt.subplots(figsize=(8.5, 4.6))
+    palette = palette or plots.model_palette(frame["model"])
+    val = frame[frame["split"] == "validation"].copy()
+    test = frame[frame["split"] == "test"].groupby("model", sort=False)[[x, "mse"]]
+    test = test.agg(["mean", "std"])
+    final = val.sort_values(x).groupby(["model", "seed"])["mse"].last()
+    top = 2 * max(final.max(), test[("mse", "mean")].max())
+    above = val[val["mse"] > top]
+    val["mse"] = val["mse"].clip(upper=top)
     sns.lineplot(val, x=x, y="mse", hue="model", errorbar="sd", marker="o", ax=axis,
                  palette=palette)
-    test = frame[frame["split"] == "test"].groupby("model")[[x, "mse"]].agg(["mean", "std"])
+    for _, row in above.iterrows():
+        axis.plot(row[x], top, marker="^", markersize=9, color=palette[row["model"]],
+                  clip_on=False, zorder=3)
+        axis.annotate(f"{row['mse']:.0f}", (row[x], top), textcoords="offset points",
+                      xytext=(6, -10), fontsize=8, color=palette[row["model"]])
     for model, row in test.iterrows():
         axis.errorbar(row[(x, "mean")], row[("mse", "mean")], yerr=np.nan_to_num(row[("mse", "std")]),
                       xerr=np.nan_to_num(row[(x, "std")]), marker="*", markersize=12,
                       color=palette[model], linestyle="none")
-    axis.set(xscale="log", xlabel=label, ylabel="MSE (sum/frame)",
-             title="validation MSE during training (lines) and test MSE at the budget (stars)")
-    axis.title.set_fontsize(9)
+    axis.set(xscale="log", xlabel=label, ylabel="MSE (sum/frame)", ylim=(0, top))
+    plots.legend_outside(axis)
+    figure.suptitle(plots.titled("validation MSE during training (lines) and test MSE at the "
+                                "budget (stars)", title)
+                    + ("\n▲: an earlier validation MSE above the axis, with its value"
+                       if not above.empty else ""), fontsize=9)
     return plots.save(figure, path)
 
 
@@ -110,8 +127,10 @@ def matched_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def compute_sections(folder: Path, records: list[dict]) -> tuple[list, list]:
-    """(index sections, figures) for budgeted and size-matched records; empty when none."""
+def compute_sections(folder: Path, records: list[dict], title: str = "",
+                     palette: dict | None = None) -> tuple[list, list]:
+    """(index sections, figures) for budgeted and size-matched records; empty when none.
+    ``title``: the report's caption (dataset, preset); ``palette``: its model colours."""
     sections, figures = [], []
     matched = matched_table(records)
     if not matched.empty:
@@ -128,5 +147,6 @@ def compute_sections(folder: Path, records: list[dict]) -> tuple[list, list]:
             "scheduled-sampling schedules were laid out over the budget (bench/budget.py)."]))
         frame = budget_frame(records)
         figures.append(("Accuracy against training compute",
-                        accuracy_vs_compute(frame, folder / "accuracy_vs_compute")[0]))
+                        accuracy_vs_compute(frame, folder / "accuracy_vs_compute", title,
+                                            palette)[0]))
     return sections, figures

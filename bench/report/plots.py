@@ -30,22 +30,31 @@ def save(figure, path: Path) -> list[Path]:
     return paths
 
 
-def per_frame(per_frame: pd.DataFrame, path: Path, title: str = "") -> list[Path]:
+def model_palette(models) -> dict[str, tuple]:
+    """One colour per model, in the order the models first appear (the grid's order), so that
+    every plot of a report gives a model the same colour."""
+    names = list(dict.fromkeys(models))
+    return dict(zip(names, sns.color_palette(n_colors=len(names)), strict=True))
+
+
+def per_frame(per_frame: pd.DataFrame, path: Path, title: str = "",
+              palette: dict | None = None) -> list[Path]:
     """MSE and SSIM per predicted frame; bands are one standard deviation over seeds."""
     sns.set_theme(style="whitegrid")
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     for axis, metric, label in ((axes[0], "mse", "MSE per frame (sum over pixels)"),
                                 (axes[1], "ssim", "SSIM per frame")):
         sns.lineplot(per_frame, x="frame", y=metric, hue="model", marker="o", errorbar="sd", ax=axis,
-                     legend=axis is axes[1])
+                     legend=axis is axes[1], palette=palette)
         axis.set(xlabel="predicted frame", ylabel=label)
         axis.xaxis.get_major_locator().set_params(integer=True)  # frames are whole numbers
-    _legend_outside(axes[1])
-    figure.suptitle(_title("per-frame accuracy (bands: ± 1 s.d. over seeds)", title), fontsize=10)
+    legend_outside(axes[1])
+    figure.suptitle(titled("per-frame accuracy (bands: ± 1 s.d. over seeds)", title), fontsize=10)
     return save(figure, path)
 
 
-def pareto(acc: pd.DataFrame, cost: pd.DataFrame, path: Path, title: str = "") -> list[Path]:
+def pareto(acc: pd.DataFrame, cost: pd.DataFrame, path: Path, title: str = "",
+           palette: dict | None = None) -> list[Path]:
     """Test MSE against compute and against training throughput, with the Pareto front.
 
     Trained models are points with error bars: ± 1 s.d. over seeds where a model ran several,
@@ -71,7 +80,7 @@ def pareto(acc: pd.DataFrame, cost: pd.DataFrame, path: Path, title: str = "") -
             low, high = _error_bars(points)
             axis.errorbar(points[key], points["mse"], yerr=[low, high], fmt="none", ecolor="0.4",
                           elinewidth=1, capsize=3, zorder=1)
-            sns.scatterplot(points, x=key, y="mse", hue="model", size="params (M)",
+            sns.scatterplot(points, x=key, y="mse", hue="model", size="params (M)", palette=palette,
                             sizes=(40, 400), ax=axis, legend=axis is axes[0], zorder=2)
             for _, row in points.iterrows():
                 axis.annotate(row["model"], (row[key], row["mse"]), textcoords="offset points",
@@ -93,8 +102,8 @@ def pareto(acc: pd.DataFrame, cost: pd.DataFrame, path: Path, title: str = "") -
                           xytext=(0, 3), fontsize=8, color="0.35")
         axis.set(xlabel=label, ylabel="test MSE (sum/frame)", ylim=(0, top * 1.12))
     if axes[0].get_legend():
-        _legend_outside(axes[0], rounded=True)
-    figure.suptitle(_title("accuracy against cost", title) + "\nmarker size: parameters; error "
+        legend_outside(axes[0], rounded=True)
+    figure.suptitle(titled("accuracy against cost", title) + "\nmarker size: parameters; error "
                     "bars: ± 1 s.d. over seeds, or the 95% bootstrap interval over test clips for "
                     "one seed; dotted: baselines without training", fontsize=9)
     return save(figure, path)
@@ -108,7 +117,7 @@ def _error_bars(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return np.nan_to_num(low), np.nan_to_num(high)
 
 
-def _legend_outside(axis, rounded: bool = False) -> None:
+def legend_outside(axis, rounded: bool = False) -> None:
     """The legend to the right of the axes, never over data; numbers (sizes) rounded."""
     handles, labels = axis.get_legend_handles_labels()
     if rounded:
@@ -125,7 +134,7 @@ def _round_label(text: str) -> str:
     return f"{value:.2g}" if value < 10 else f"{value:,.0f}"
 
 
-def _title(what: str, title: str) -> str:
+def titled(what: str, title: str) -> str:
     return f"{title}: {what}" if title else what
 
 
@@ -141,22 +150,25 @@ def _pareto_front(x: np.ndarray, y: np.ndarray, x_lower_is_better: bool):
     return front_x, front_y
 
 
-def loss_curves(history: pd.DataFrame, path: Path, title: str = "") -> list[Path]:
+def loss_curves(history: pd.DataFrame, path: Path, title: str = "",
+                palette: dict | None = None) -> list[Path]:
     sns.set_theme(style="whitegrid")
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     sns.lineplot(history, x="epoch", y="train_loss", hue="model", errorbar="sd", ax=axes[0],
-                 legend=False)
+                 legend=False, palette=palette)
     axes[0].set(yscale="log", ylabel="training loss (configured loss)", title="training")
-    sns.lineplot(history, x="epoch", y="val_mse", hue="model", errorbar="sd", ax=axes[1])
+    sns.lineplot(history, x="epoch", y="val_mse", hue="model", errorbar="sd", ax=axes[1],
+                 palette=palette)
     axes[1].set(ylabel="validation MSE (sum/frame)", title="validation")
     for axis in axes:
         axis.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole numbers
-    _legend_outside(axes[1])
-    figure.suptitle(_title("training curves", title), fontsize=10)
+    legend_outside(axes[1])
+    figure.suptitle(titled("training curves", title), fontsize=10)
     return save(figure, path)
 
 
-def cost_bars(cost: pd.DataFrame, path: Path, title: str = "") -> list[Path]:
+def cost_bars(cost: pd.DataFrame, path: Path, title: str = "",
+              palette: dict | None = None) -> list[Path]:
     columns = [("train_seq_s", "training (seq/s)"), ("infer_seq_s", "inference (seq/s)"),
                ("train_peak_mb", "training peak memory (MB)"),
                ("infer_peak_mb", "inference peak memory (MB)")]
@@ -164,14 +176,14 @@ def cost_bars(cost: pd.DataFrame, path: Path, title: str = "") -> list[Path]:
     sns.set_theme(style="whitegrid")
     figure, axes = plt.subplots(1, len(columns), figsize=(3.6 * len(columns), 3.8), squeeze=False)
     for axis, (key, label) in zip(axes[0], columns, strict=True):
-        sns.barplot(cost, x="model", y=key, hue="model", ax=axis, legend=False)
+        sns.barplot(cost, x="model", y=key, hue="model", ax=axis, legend=False, palette=palette)
         axis.set(xlabel="", ylabel="", title=label)
         positive = pd.to_numeric(cost[key], errors="coerce")
         positive = positive[positive > 0]
         if len(positive) > 1 and positive.max() > 100 * positive.min():
             axis.set_yscale("log")  # e.g. persistence, orders of magnitude faster than any model
         axis.tick_params(axis="x", rotation=45)
-    figure.suptitle(_title("throughput and memory", title), fontsize=10)
+    figure.suptitle(titled("throughput and memory", title), fontsize=10)
     return save(figure, path)
 
 
