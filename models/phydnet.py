@@ -94,8 +94,10 @@ class PhyCell(nn.Module):
     def moment_loss(self) -> torch.Tensor:
         """sum over input channels of mean((moments of the 49 kernels - one-hot targets)^2)."""
         w = self.F[0].weight.double()  # [49, features, 7, 7]
-        m = torch.einsum("ip,nbpq,jq->nbij", self.moments, w, self.moments)
-        error = (m - self.targets[:, None]).square()
+        # In float64 whatever the module's dtype: model.to(float32 / bf16) casts these buffers.
+        moments, targets = self.moments.double(), self.targets.double()
+        m = torch.einsum("ip,nbpq,jq->nbij", moments, w, moments)
+        error = (m - targets[:, None]).square()
         return error.mean(dim=(0, 2, 3)).sum().float()
 
 
