@@ -3,7 +3,8 @@
 Le Guen & Thome 2020, "Disentangling Physical Dynamics from Unknown Factors for Unsupervised
 Video Prediction", CVPR. Reference code: the authors' vincent-leguen/PhyDNet as OpenSTL carries
 it (chengtan9907/OpenSTL, ``openstl/modules/phydnet_modules.py``,
-``openstl/models/phydnet_model.py``, ``openstl/methods/phydnet.py``); this file keeps its layout.
+``openstl/models/phydnet_model.py``, ``openstl/methods/phydnet.py``); this file keeps its layout,
+and reproduces OpenSTL's outputs and moment loss to float32 rounding (tests/test_golden_openstl.py).
 
 One step, frame u (every block below is conv 3x3 + GroupNorm(16) + LeakyReLU(0.2); W = ``features``):
 
