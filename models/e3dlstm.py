@@ -37,6 +37,8 @@ Where this file departs from the reference code, on purpose:
   slices costs 545 GMACs per 10 -> 10 sequence at the defaults against the 298.9 G OpenSTL
   reports. The TensorFlow code's convolutions have biases and its LN per-channel affine weights;
   the bias-free convolutions and [hidden, window, H, W] LN weights here are OpenSTL's.
+  ``openstl_compat=True`` switches to OpenSTL's tokens and padding: with ``memory_flow=False``
+  too, the model reproduces OpenSTL's outputs to float32 rounding (tests/test_golden_openstl.py).
 - Equations as the reference code has them, not the paper: o goes through tanh and then
   sigmoid; m' gates tanh(conv(m)), not m. OpenSTL's ``layer_norm`` option (off in its Moving
   MNIST config) is not offered; the cell LN is always on, as in both codes.
@@ -62,19 +64,32 @@ from .registry import register_model
 
 
 class SameConv3d(nn.Conv3d):
-    """Bias-free 3-D convolution keeping (D, H, W), padded like TensorFlow's 'same'."""
+    """Bias-free 3-D convolution keeping (D, H, W), padded like TensorFlow's 'same'; or, with
+    ``openstl``, OpenSTL's emulation: no depth padding, then nearest upsampling to depth D."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: tuple[int, int, int]):
+    def __init__(self, c_in: int, c_out: int, kernel: tuple[int, int, int], openstl: bool = False):
         super().__init__(c_in, c_out, kernel, padding=(0, kernel[1] // 2, kernel[2] // 2), bias=False)
         before = (kernel[0] - 1) // 2
         self.depth_pad = (0, 0, 0, 0, before, kernel[0] - 1 - before)
+        self.openstl = openstl
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.openstl:
+            return F.interpolate(super().forward(x), size=x.shape[-3:], mode="nearest")
         return super().forward(F.pad(x, self.depth_pad))
 
 
-def recall(query: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
-    """softmax(q k^T) v over positions: query ``[B, C, D, H, W]``, history ``[B, C, N, H, W]``."""
+def recall(query: torch.Tensor, history: torch.Tensor, openstl: bool = False) -> torch.Tensor:
+    """softmax(q k^T) v over positions: query ``[B, C, D, H, W]``, history ``[B, C, N, H, W]``.
+
+    ``openstl``: OpenSTL's tokens instead, each state's [C, D, H, W] memory cut into runs of C
+    values (a reshape without moving C last), the history's states one after another.
+    """
+    if openstl:
+        b, c, d = query.shape[:3]
+        q = query.reshape(b, 1, -1, c)
+        kv = history.unflatten(2, (-1, d)).transpose(1, 2).reshape(b, 1, -1, c)
+        return F.scaled_dot_product_attention(q, kv, kv, scale=1.0).reshape(query.shape)
     q = query.flatten(2).transpose(1, 2).contiguous()[:, None]  # [B, 1 head, D*H*W, C]
     kv = history.flatten(2).transpose(1, 2).contiguous()[:, None]  # [B, 1 head, N*H*W, C]
     # Contiguous 4-D inputs reach the fused (flash) kernels, on CPU too: no score matrix stored.
@@ -83,14 +98,15 @@ def recall(query: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
 
 
 class EideticCell(nn.Module):
-    def __init__(self, c_in: int, hidden: int, kernel: tuple[int, int, int], norm_shape: tuple):
+    def __init__(self, c_in: int, hidden: int, kernel: tuple[int, int, int], norm_shape: tuple,
+                 openstl: bool = False):
         super().__init__()
-        self.hidden = hidden
-        self.conv_x = SameConv3d(c_in, 7 * hidden, kernel)
-        self.conv_h = SameConv3d(hidden, 4 * hidden, kernel)
-        self.conv_m = SameConv3d(hidden, 4 * hidden, kernel)
-        self.conv_oc = SameConv3d(hidden, hidden, kernel)
-        self.conv_om = SameConv3d(hidden, hidden, kernel)
+        self.hidden, self.openstl = hidden, openstl
+        self.conv_x = SameConv3d(c_in, 7 * hidden, kernel, openstl)
+        self.conv_h = SameConv3d(hidden, 4 * hidden, kernel, openstl)
+        self.conv_m = SameConv3d(hidden, 4 * hidden, kernel, openstl)
+        self.conv_oc = SameConv3d(hidden, hidden, kernel, openstl)
+        self.conv_om = SameConv3d(hidden, hidden, kernel, openstl)
         self.conv_mem = nn.Conv3d(2 * hidden, hidden, kernel_size=1, bias=False)
         self.norm_c = nn.LayerNorm(norm_shape)
 
@@ -98,7 +114,7 @@ class EideticCell(nn.Module):
         i_x, g_x, r_x, o_x, i_xm, g_xm, f_xm = torch.split(self.conv_x(x), self.hidden, dim=1)
         i_h, g_h, r_h, o_h = torch.split(self.conv_h(h), self.hidden, dim=1)
         i_m, f_m, g_m, m_m = torch.split(self.conv_m(m), self.hidden, dim=1)
-        c = (self.norm_c(c + recall(torch.sigmoid(r_x + r_h), history))
+        c = (self.norm_c(c + recall(torch.sigmoid(r_x + r_h), history, self.openstl))
              + torch.sigmoid(i_x + i_h) * torch.tanh(g_x + g_h))
         m = (torch.sigmoid(f_xm + f_m + 1.0) * torch.tanh(m_m)
              + torch.sigmoid(i_xm + i_m) * torch.tanh(g_xm + g_m))
@@ -110,11 +126,12 @@ class E3DLSTM(RecurrentPredictor):
     """State: (last window - 1 frames, h per layer, c per layer, m, past cells per layer)."""
 
     def __init__(self, channels: int, hidden: int, layers: int, kernel: tuple[int, int, int],
-                 window: int, recall: int | None, memory_flow: bool, hw: tuple[int, int]):
+                 window: int, recall: int | None, memory_flow: bool, hw: tuple[int, int],
+                 openstl_compat: bool = False):
         super().__init__()
         norm_shape = (hidden, window, *hw)
         self.cells = nn.ModuleList(
-            EideticCell(channels if i == 0 else hidden, hidden, kernel, norm_shape)
+            EideticCell(channels if i == 0 else hidden, hidden, kernel, norm_shape, openstl_compat)
             for i in range(layers)
         )
         self.readout = nn.Conv3d(hidden, channels, (window, 1, 1), stride=(window, 1, 1), bias=False)
@@ -166,11 +183,14 @@ def e3dlstm(
     window: int = 2,
     recall: int | None = None,
     memory_flow: bool = True,
+    openstl_compat: bool = False,
 ) -> nn.Module:
     """E3D-LSTM at OpenSTL's Moving MNIST setting by default (51,347,456 parameters).
 
     ``recall``: how many past cell states the recall attends over (None: all of them, as the
     reference code). ``memory_flow=False``: keep the memory at zero, as the reference code does.
+    ``openstl_compat=True``: OpenSTL's recall tokens and depth padding (see the module docstring);
+    with ``memory_flow=False`` the model then computes what OpenSTL's does.
     The cell LayerNorm ties the model to ``height / patch`` x ``width / patch`` states.
     """
     for name, value in [
@@ -185,7 +205,10 @@ def e3dlstm(
         check_positive("recall", recall)
     if memory_flow not in (True, False):
         raise ValueError(f"memory_flow must be True or False; got {memory_flow!r}")
+    if openstl_compat not in (True, False):
+        raise ValueError(f"openstl_compat must be True or False; got {openstl_compat!r}")
     c, h, w = patched_shape(channels, height, width, patch)
     kernel = (temporal_filter, filter_size, filter_size)
-    core = E3DLSTM(c, hidden, layers, kernel, window, recall, bool(memory_flow), (h, w))
+    core = E3DLSTM(c, hidden, layers, kernel, window, recall, bool(memory_flow), (h, w),
+                   bool(openstl_compat))
     return Patched(core, patch)

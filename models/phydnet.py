@@ -3,7 +3,8 @@
 Le Guen & Thome 2020, "Disentangling Physical Dynamics from Unknown Factors for Unsupervised
 Video Prediction", CVPR. Reference code: the authors' vincent-leguen/PhyDNet as OpenSTL carries
 it (chengtan9907/OpenSTL, ``openstl/modules/phydnet_modules.py``,
-``openstl/models/phydnet_model.py``, ``openstl/methods/phydnet.py``); this file keeps its layout.
+``openstl/models/phydnet_model.py``, ``openstl/methods/phydnet.py``); this file keeps its layout,
+and reproduces OpenSTL's outputs and moment loss to float32 rounding (tests/test_golden_openstl.py).
 
 One step, frame u (every block below is conv 3x3 + GroupNorm(16) + LeakyReLU(0.2); W = ``features``):
 
@@ -94,8 +95,10 @@ class PhyCell(nn.Module):
     def moment_loss(self) -> torch.Tensor:
         """sum over input channels of mean((moments of the 49 kernels - one-hot targets)^2)."""
         w = self.F[0].weight.double()  # [49, features, 7, 7]
-        m = torch.einsum("ip,nbpq,jq->nbij", self.moments, w, self.moments)
-        error = (m - self.targets[:, None]).square()
+        # In float64 whatever the module's dtype: model.to(float32 / bf16) casts these buffers.
+        moments, targets = self.moments.double(), self.targets.double()
+        m = torch.einsum("ip,nbpq,jq->nbij", moments, w, moments)
+        error = (m - targets[:, None]).square()
         return error.mean(dim=(0, 2, 3)).sum().float()
 
 

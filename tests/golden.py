@@ -1,6 +1,6 @@
 """Shared machinery of the golden tests: load a fixture, map its weights onto our model, compare.
 
-A golden fixture (tests/fixtures/*_golden.npz, see /work/shared/fixtures/README.md for how they
+A golden fixture (tests/fixtures/*_golden.npz, see tests/fixtures/README.md for how they
 were made) holds a reference implementation's weights under the reference's names, an input and
 the reference's float32 outputs on the machine that made it. Our model, given the same weights,
 must reproduce those outputs up to float32 rounding, and that rounding is not portable: the

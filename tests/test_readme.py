@@ -47,3 +47,14 @@ def test_readme_lists_what_a_run_writes():
                  ".gif", "PDF", "best.pt"):
         assert name in section, name
     assert "mse_vs_flops" not in README.read_text()
+
+
+def test_readme_fidelity_table_names_every_model():
+    """Every registered model has its line in the Fidelity section (a new model needs one)."""
+    from models.registry import list_models
+
+    section = README.read_text().split("## Fidelity", 1)[1].split("\n## ", 1)[0]
+    missing = [name for name in list_models() if f"`{name}`" not in section]
+    assert not missing, f"models without a Fidelity entry in README.md: {missing}"
+    for test_file in set(re.findall(r"`(test_\w+\.py)`", section)):
+        assert (README.parent / "tests" / test_file).exists(), test_file

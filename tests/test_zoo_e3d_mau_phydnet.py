@@ -190,6 +190,7 @@ def test_phydnet_moments_and_constraint_loss():
     ("e3dlstm", {"filter_size": 4}, "4"),
     ("e3dlstm", {"recall": -1}, "-1"),
     ("e3dlstm", {"patch": 3}, "3"),
+    ("e3dlstm", {"openstl_compat": "yes"}, "yes"),
     ("mau", {"sr_size": 6, "height": 48, "width": 48}, "power of two; got 6"),
     ("mau", {"sr_size": 8, "height": 16, "width": 16, "patch": 4}, "sr_size 8"),
     ("mau", {"tau": 0}, "0"),
