@@ -206,3 +206,13 @@ def test_reports_show_evaluations_in_their_own_table(evaluate_cli, out):
     assert "## Cross-dataset evaluation" in (folder / "README.md").read_text()
     per_frame = (folder / "per_frame.csv").read_text()
     assert per_frame.count("\nconvlstm,") == 4  # 4 frames of the one training record
+
+
+def test_help_names_the_subcommand_and_its_example(capsys):
+    assert main(["--help"]) == 0
+    assert ("run_bench.py evaluate --models convlstm --from-dataset mmnist --dataset mmnist3"
+            in capsys.readouterr().out)
+    assert main(["evaluate", "--help"]) == 0
+    assert "--from-hash HASH" in capsys.readouterr().out
+    assert main(["evaluate", "--models", "convlstm"]) == 2  # the test data is required
+    assert "the following arguments are required: --dataset" in capsys.readouterr().err
