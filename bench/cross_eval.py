@@ -247,7 +247,11 @@ def _evaluate_cells(cells, data, data_config, preset: str, folder: Path, device,
             failed += 1
             print(f"   {name}: FAILED: {record['error']}")
     from .report import write_report  # pandas and seaborn take seconds to import
+    from .report.cross_eval import cross_eval_markdown, latest_evaluations
     print(f"report: {write_report(folder)}")
+    evaluations = latest_evaluations(store.records())
+    if evaluations:
+        print(cross_eval_markdown(evaluations))
     print(f"results: {folder}")
     return 1 if failed else 0
 

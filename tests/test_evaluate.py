@@ -194,7 +194,8 @@ def test_reports_show_evaluations_in_their_own_table(evaluate_cli, out):
     assert summary.startswith(f"# Cross-dataset evaluation: {THREE}, preset smoke")
     row = next(line for line in summary.splitlines() if line.startswith("| convlstm"))
     assert f"| {TRAINED} (smoke) | {THREE} (smoke, 4 -> 4) |" in row
-    assert (out / THREE / "smoke" / "cross_eval.csv").read_text().count("\n") == 3
+    csv = (out / THREE / "smoke" / "cross_eval.csv").read_text()
+    assert csv.count("\n") == 3 and ",checkpoints/convlstm__seed0__" in csv and str(out) not in csv
     # evaluated on the training data itself: a table of its own, out of the training tables
     assert evaluate_cli("--models", "convlstm", "--dataset", "mmnist", report=True) == 0
     folder = out / TRAINED / "smoke"

@@ -2,6 +2,8 @@
 training tables and plots (whose records are mode "train" only)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -43,7 +45,7 @@ def cross_eval_frame(records: list[dict]) -> pd.DataFrame:
             "own_test_mse": (source.get("test_headline") or {}).get("mse", np.nan),
             "status": "ok" if ok else f"failed: {r.get('error')}",
             "trained_config_hash": source["config_hash"],
-            "checkpoint": (source.get("checkpoint") or {}).get("path", ""),
+            "checkpoint": _beside_store(source),
         })
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -65,6 +67,17 @@ def cross_eval_table(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def cross_eval_markdown(records: list[dict]) -> str:
+    """The display table as Markdown, numbers as formatted (not re-parsed by tabulate)."""
+    return _markdown(cross_eval_table(cross_eval_frame(records)))
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    text = {"model", "trained on", "evaluated on", "status"}
+    return table.to_markdown(index=False, disable_numparse=True, colalign=[
+        "left" if column in text else "right" for column in table.columns])
+
+
 def cross_eval_section(folder, records: list[dict]) -> tuple[str, list[str]]:
     """Writes cross_eval.csv; returns the Markdown table and the index section's lines (empty
     without evaluate records)."""
@@ -72,5 +85,16 @@ def cross_eval_section(folder, records: list[dict]) -> tuple[str, list[str]]:
         return "", []
     frame = cross_eval_frame(records)
     frame.to_csv(folder / "cross_eval.csv", index=False)
-    table = cross_eval_table(frame).to_markdown(index=False)
+    table = _markdown(cross_eval_table(frame))
     return table, [table, "", NOTE, "", "Table: [cross_eval.csv](cross_eval.csv)."]
+
+
+def _beside_store(source: dict) -> str:
+    """The checkpoint's path from its training store's folder (no absolute path in a report)."""
+    path = (source.get("checkpoint") or {}).get("path")
+    if not path:
+        return ""
+    try:
+        return str(Path(path).relative_to(Path(source["store"]).parent))
+    except ValueError:
+        return Path(path).name
