@@ -174,6 +174,10 @@ def find_cell(records: list[dict], folder: Path, name: str, seed: int, args, com
                          "one with --from-hash HASH")
     record = ok[-1]
     if record.get("train") is None:  # no trainable parameters: nothing was saved
+        if hasattr(models.create_model(name, **record["config"]["model"]), "fit_from_data"):
+            raise ValueError(f"{name} keeps what it learns from its training data in no "
+                             "checkpoint; it cannot be tested on other data (models with trained "
+                             "weights and stateless baselines such as persistence can)")
         return {"record": record, "folder": folder, "checkpoint": None, "sha256": None}
     best = record["train"].get("best_epoch") is not None  # as the runner tested it
     path = checkpoint_dir(folder, name, seed, record["config_hash"]) / (
@@ -320,9 +324,6 @@ def load_model(cell: dict, device: torch.device) -> torch.nn.Module:
     """The trained model: built from its record's configuration, its checkpoint's weights."""
     record = cell["record"]
     model = models.create_model(record["model"], **record["config"]["model"])
-    if hasattr(model, "fit_from_data"):
-        raise ValueError(f"{record['model']} learns from its training data without a checkpoint; "
-                         "it cannot be tested on other data")
     if cell["checkpoint"] is not None:
         state = torch.load(cell["checkpoint"], map_location="cpu", weights_only=True)
         best = [record["train"].get("best_epoch"), record["train"].get("best_val_mse")]

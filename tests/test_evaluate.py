@@ -130,7 +130,7 @@ def test_the_training_test_set_reproduces_the_training_metrics(evaluate_cli, out
     assert "skip convlstm seed 0" in capsys.readouterr().out
 
 
-def test_a_missing_cell_or_checkpoint_is_a_clear_error(evaluate_cli, out, capsys):
+def test_a_missing_cell_or_checkpoint_is_a_clear_error(evaluate_cli, out, cache, capsys):
     assert evaluate_cli("--models", "predrnn", "--seeds", "0", "--dataset", "mmnist3") == 2
     err = capsys.readouterr().err
     assert (f"error: no finished training of predrnn seed 0 (mode train, status ok, preset smoke) "
@@ -141,6 +141,11 @@ def test_a_missing_cell_or_checkpoint_is_a_clear_error(evaluate_cli, out, capsys
     checkpoint.unlink()
     assert evaluate_cli("--models", "convlstm", "--dataset", "mmnist3") == 2
     assert f"is missing: {checkpoint}" in capsys.readouterr().err
+    # the mean frame keeps what it learnt from its training data in no checkpoint
+    assert train(out, cache, "--models", "mean") == 0
+    assert evaluate_cli("--models", "mean", "--dataset", "mmnist3") == 2
+    assert "error: mean keeps what it learns from its training data in no checkpoint" in (
+        capsys.readouterr().err)
     assert not (out / THREE).exists()  # nothing recorded
 
 
