@@ -12,7 +12,7 @@ import models
 
 from . import distributed
 from .budget import parse_budget
-from .config import PRESETS, TrainConfig, apply_overrides, get_preset, parse_override
+from .config import PRESETS, DataConfig, TrainConfig, apply_overrides, get_preset, parse_override
 from .match import parse_match
 from .precision import resolve_device
 from .reliability import check_model_args, check_train_overrides, parse_shard, safe_component
@@ -38,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
                "the stores below FOLDER (default: results)\n"
                "  run_bench.py download mnist [--data-root DIR]   fetch and verify the MNIST "
                "files\n"
-               "run 'run_bench.py report --help' or 'run_bench.py download --help' for their "
+               "  run_bench.py evaluate --models convlstm --from-dataset mmnist --dataset mmnist3\n"
+               "      test finished cells' best checkpoints on another dataset or preset (here "
+               "trained on 2 digits,\n      tested on 3); records of mode 'evaluate' in the test "
+               "data's store\n"
+               "run 'run_bench.py SUBCOMMAND --help' (report, download, evaluate) for their "
                "options",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -151,9 +155,7 @@ def make_request(args: argparse.Namespace) -> RunRequest:
                 raise ValueError(f"--{key.replace('_', '-')} must be >= 1; got {value}")
             overrides[key] = value
     preset.train = apply_overrides(preset.train, check_train_overrides(_coerce(overrides)))
-    fixed = datasets.get_dataset(args.dataset).fixed  # what a dataset fixes (its frame counts)
-    if args.dataset != preset.data.dataset or fixed:
-        preset.data = apply_overrides(preset.data, {"dataset": args.dataset, **fixed})
+    preset.data = preset_data(preset.data, args.dataset)
     out_root = Path(args.out)
     _check_writable(out_root)
     if args.data_root is not None and not Path(args.data_root).is_dir():
@@ -168,6 +170,14 @@ def make_request(args: argparse.Namespace) -> RunRequest:
         budget=parse_budget(args.budget) if args.budget is not None else None,
         match=parse_match(args.match) if args.match is not None else None,
     )
+
+
+def preset_data(data: DataConfig, dataset: str) -> DataConfig:
+    """A preset's data options for ``dataset``, with what the dataset fixes (its frame counts)."""
+    fixed = datasets.get_dataset(dataset).fixed
+    if dataset != data.dataset or fixed:
+        return apply_overrides(data, {"dataset": dataset, **fixed})
+    return data
 
 
 def _reference(requested: str | None, names: list[str]) -> str | None:
@@ -243,7 +253,12 @@ def download_main(argv: list[str]) -> int:
     return download(argv)
 
 
-SUBCOMMANDS = {"report": report_main, "download": download_main}
+def evaluate_main(argv: list[str]) -> int:
+    from .cross_eval import main as evaluate
+    return evaluate(argv)
+
+
+SUBCOMMANDS = {"report": report_main, "download": download_main, "evaluate": evaluate_main}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -343,6 +343,13 @@ def _run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict
     return cell
 
 
+def checkpoint_dir(folder: Path, name: str, seed: int, tag: str) -> Path:
+    """Where a cell keeps last.pt and best.pt. The config hash (``tag``) in the name: a changed
+    configuration never resumes another's checkpoint."""
+    cell_name = f"{name}__seed{seed}__{safe_component(tag, 'config hash')}"
+    return Path(folder) / "checkpoints" / cell_name
+
+
 def _train_and_test(name, seed, model, request: RunRequest, data, folder: Path, tag: str,
                     log=print, cost: dict | None = None) -> dict:
     cfg, device = request.preset.train, request.device
@@ -352,9 +359,7 @@ def _train_and_test(name, seed, model, request: RunRequest, data, folder: Path, 
         model.fit_from_data(itertools.islice(
             data.train_batches(cfg.batch_size, seed=seed * 100_003), FIT_BATCHES))
     if is_trainable(model):
-        # The config hash in the name: a changed configuration never resumes another's checkpoint.
-        cell_name = f"{name}__seed{seed}__{safe_component(tag, 'config hash')}"
-        checkpoints = folder / "checkpoints" / cell_name
+        checkpoints = checkpoint_dir(folder, name, seed, tag)
         plan = plan_budget(request.budget, cfg, cost) if request.budget is not None else None
         if plan is not None:
             log(f"   budget {request.budget}: " + (

@@ -67,9 +67,10 @@ class ResultsStore:
         matches = [r for r in records if r["status"] == "ok" and cell_key(r) == key]
         return matches[-1] if matches else None
 
-    def latest(self) -> list[dict]:
-        """The newest record of each (mode, model, dataset, preset, seed), successful or not."""
+    def latest(self, records: list[dict] | None = None) -> list[dict]:
+        """The newest record of each (mode, model, dataset, preset, seed), successful or not.
+        ``records``: the store's records if the caller already read them."""
         newest: dict[tuple, dict] = {}
-        for record in self.records():
+        for record in self.records() if records is None else records:
             newest[cell_key(record)[:5]] = record
         return list(newest.values())

@@ -1,4 +1,5 @@
-"""The datasets that come with the harness: ``mmnist`` and the generated ``blobs`` example."""
+"""The datasets that come with the harness: ``mmnist`` (``mmnist3``: three digits per clip) and the
+generated ``blobs`` example."""
 from __future__ import annotations
 
 from .blobs import BLOBS, blobs_path
@@ -18,6 +19,14 @@ def mmnist(in_len: int = 10, out_len: int = 10, frame_size: int = 64, digits_per
         digits_per_clip=digits_per_clip, frame_size=frame_size, in_len=in_len, out_len=out_len,
         n_val=n_val, n_test=n_test, data_root=data_root, cache_dir=cache_dir,
     ))
+
+
+@register_dataset("mmnist3", shape="1 x 64 x 64", frames="10 -> 10",
+                  source="Moving MNIST with three digits per clip, otherwise as mmnist (e.g. to "
+                         "test a model trained on two digits: run_bench.py evaluate)",
+                  fixed={"digits_per_clip": 3})
+def mmnist3(**options) -> SequenceData:
+    return mmnist(**{**options, "digits_per_clip": 3})
 
 
 BLOBS_SIZE = BLOBS["size"]

@@ -10,6 +10,9 @@ from ..store import RECORDS_FILE, ResultsStore
 from . import plots, statistics
 from .aggregate import accuracy_frame, cost_frame, history_frame, per_frame_frame
 from .compute import compute_sections
+from .cross_eval import NOTE as CROSS_EVAL_NOTE
+from .cross_eval import TITLE as CROSS_EVAL
+from .cross_eval import cross_eval_section, latest_evaluations
 from .tables import accuracy_table, cost_table, csv_table, to_latex
 
 DEFAULT_REFERENCE = "modernn"  # the model compared with, when in the grid and none is named
@@ -62,21 +65,30 @@ def resolve_reference(records: list[dict], requested: str | None = None) -> str 
 
 def write_report(folder: str | Path, reference: str | None = None) -> Path:
     """Writes the tables, plots, example grids/GIFs and README.md index of ``folder``; a store of
-    profile-only records (``--profile-only``) gets the cost tables and plots alone.
-    ``reference``: the model compared with (see :func:`resolve_reference`)."""
+    profile-only records (``--profile-only``) gets the cost tables and plots alone. Records of
+    ``run_bench.py evaluate`` get their own table ("Cross-dataset evaluation", cross_eval.csv),
+    never mixed into the others. ``reference``: the model compared with (see
+    :func:`resolve_reference`)."""
     folder = Path(folder)
-    latest = ResultsStore(folder).latest()
+    store = ResultsStore(folder)
+    everything = store.records()
+    latest = store.latest(everything)
+    evaluations = latest_evaluations(everything)
     records = [r for r in latest if r["mode"] == "train"]
     if records:
-        return _write_training_report(folder, records, resolve_reference(records, reference))
+        return _write_training_report(folder, records, resolve_reference(records, reference),
+                                      evaluations)
     records = [r for r in latest if r["mode"] == "profile"]
     if records:
-        return _write_cost_report(folder, records)
-    raise ValueError(f"no training or profile records in {folder / RECORDS_FILE}; "
-                     "run the benchmark first")
+        return _write_cost_report(folder, records, evaluations)
+    if evaluations:
+        return _write_cross_eval_report(folder, evaluations)
+    raise ValueError(f"no training or profile records in {folder / RECORDS_FILE} (nor any of "
+                     "run_bench.py evaluate); run the benchmark first")
 
 
-def _write_training_report(folder: Path, records: list[dict], reference: str | None) -> Path:
+def _write_training_report(folder: Path, records: list[dict], reference: str | None,
+                           evaluations: list[dict]) -> Path:
     acc, cost = accuracy_frame(records, reference), cost_frame(records)
     setup = _setup(records)
     caption, data_line = _caption(records)
@@ -84,9 +96,10 @@ def _write_training_report(folder: Path, records: list[dict], reference: str | N
 
     accuracy_md = accuracy_table(acc, reference=reference).to_markdown(index=False)
     cost_md = cost_table(cost).to_markdown(index=False)
+    cross_md, cross_lines = cross_eval_section(folder, evaluations)
     (folder / "summary.md").write_text(
         f"# Accuracy: {caption}\n\n{data_line}\n\n{accuracy_md}\n\n{conventions}\n\n"
-        f"# Cost\n\n{cost_md}\n\n{_cost_note(setup)}\n"
+        f"# Cost\n\n{cost_md}\n\n{_cost_note(setup)}\n" + _cross_eval_md(cross_md)
     )
     csv_table(acc, cost).to_csv(folder / "summary.csv", index=False)
     (folder / "summary.tex").write_text(
@@ -119,7 +132,7 @@ def _write_training_report(folder: Path, records: list[dict], reference: str | N
     sections = [("Accuracy", [data_line, "", accuracy_md, "", conventions]),
                 ("Cost", [cost_md, "", _cost_note(setup)])]
     extra_sections, extra_figures = compute_sections(folder, records, caption, palette)
-    sections += extra_sections
+    sections += extra_sections + ([(CROSS_EVAL, cross_lines)] if cross_lines else [])
     figures = extra_figures + figures
     tables = ("[summary.md](summary.md), [summary.csv](summary.csv), [summary.tex](summary.tex) "
               "(LaTeX, booktabs), [per_frame.csv](per_frame.csv)")
@@ -127,23 +140,41 @@ def _write_training_report(folder: Path, records: list[dict], reference: str | N
     return folder / "summary.md"
 
 
-def _write_cost_report(folder: Path, records: list[dict]) -> Path:
+def _write_cost_report(folder: Path, records: list[dict], evaluations: list[dict]) -> Path:
     """Profile-only records: parameters, FLOPs, throughput and memory; no accuracy."""
     cost = cost_frame(records)
     setup = _setup(records)
     caption, data_line = _caption(records)
     caption = f"{caption}, cost only (--profile-only)"
     cost_md = cost_table(cost).to_markdown(index=False)
+    cross_md, cross_lines = cross_eval_section(folder, evaluations)
     (folder / "summary.md").write_text(
-        f"# Cost: {caption}\n\n{data_line}\n\n{cost_md}\n\n{_cost_note(setup)}\n")
+        f"# Cost: {caption}\n\n{data_line}\n\n{cost_md}\n\n{_cost_note(setup)}\n"
+        + _cross_eval_md(cross_md))
     cost.to_csv(folder / "summary.csv", index=False)
     (folder / "summary.tex").write_text(
         to_latex(cost_table(cost, latex=True), f"Cost on {caption}. " + _cost_note(setup),
                  "tab:cost"))
     tables = "[summary.md](summary.md), [summary.csv](summary.csv), [summary.tex](summary.tex)"
-    _write_index(folder, caption, [("Cost", [data_line, "", cost_md, "", _cost_note(setup)])],
-                 tables, _cost_figures(folder, cost, caption), [])
+    sections = [("Cost", [data_line, "", cost_md, "", _cost_note(setup)])]
+    sections += [(CROSS_EVAL, cross_lines)] if cross_lines else []
+    _write_index(folder, caption, sections, tables, _cost_figures(folder, cost, caption), [])
     return folder / "summary.md"
+
+
+def _write_cross_eval_report(folder: Path, evaluations: list[dict]) -> Path:
+    """A store of evaluate records alone: their table (the test data trained nothing here)."""
+    caption, data_line = _caption(evaluations)
+    cross_md, cross_lines = cross_eval_section(folder, evaluations)
+    (folder / "summary.md").write_text(f"# {CROSS_EVAL}: {caption}\n\n{data_line}\n\n{cross_md}"
+                                       f"\n\n{CROSS_EVAL_NOTE}\n")
+    _write_index(folder, caption, [(CROSS_EVAL, [data_line, "", *cross_lines])],
+                 "[summary.md](summary.md), [cross_eval.csv](cross_eval.csv)", [], [])
+    return folder / "summary.md"
+
+
+def _cross_eval_md(table: str) -> str:
+    return f"\n# {CROSS_EVAL}\n\n{table}\n\n{CROSS_EVAL_NOTE}\n" if table else ""
 
 
 def _cost_figures(folder: Path, cost, caption: str = "", palette: dict | None = None) -> list:
