@@ -153,9 +153,7 @@ class Trainer:
         start_epoch, start_batch, resumed = self._resume(result)
         started = time.perf_counter() - result.wall_s  # wall time of earlier parts included
         self._last_save = time.perf_counter()
-        # Seconds per iteration over each stretch between loss reads; the first stretch of a
-        # process holds the warm-up (allocator, cuDNN autotuning, compiling) and is left out.
-        chunk_times, warm = [], False
+        chunks = _Chunks()
         for epoch in range(start_epoch, cfg.epochs):
             self.train_model.train()
             # Data and sampling draws are seeded per epoch, so a resumed run sees the same stream.
@@ -172,7 +170,8 @@ class Trainer:
                        disable=not progress or not distributed.is_main(),
                        desc=f"{self.name} epoch {epoch + 1}/{cfg.epochs}", leave=False,
                        dynamic_ncols=True)
-            pending, chunk_start = [], time.perf_counter()
+            pending = []
+            chunks.restart()
             for i in range(first, cfg.steps_per_epoch):
                 self.step = epoch * cfg.steps_per_epoch + i
                 frames = to_device(self._rows(next(batches)), self.device)
@@ -180,14 +179,11 @@ class Trainer:
                 last = i + 1 == cfg.steps_per_epoch
                 save = not last and self._checkpoint_due(i)
                 if last or save or self._stop.requested or len(pending) >= cfg.sync_every:
-                    self._read_losses(pending, losses, bar)
-                    if warm:
-                        chunk_times.append((time.perf_counter() - chunk_start) / len(pending))
-                    warm = True
-                    pending, chunk_start = [], time.perf_counter()
+                    self._sync(pending, losses, bar, chunks)
                 if save or (self._stop.requested and not last):
                     self._save("last.pt", epoch, result, batch=i + 1, losses=losses,
                                generator=generator, elapsed=time.perf_counter() - started)
+                    chunks.restart()
                 if self._stop.requested and not last:
                     raise Interrupted(f"{self.name} seed {self.seed} stopped at epoch {epoch + 1}, "
                                       f"iteration {i + 1} of {cfg.steps_per_epoch}; checkpoint "
@@ -207,15 +203,15 @@ class Trainer:
                 result.best_val_mse, result.best_epoch = val["mse"], epoch + 1
                 self._save("best.pt", epoch, result)
             elapsed = time.perf_counter() - started
-            if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
+            if ((epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs
+                    or self._stop.requested):
                 self._save("last.pt", epoch, result, elapsed=elapsed)
             if self._stop.requested and epoch + 1 < cfg.epochs:
-                self._save("last.pt", epoch, result, elapsed=elapsed)
                 raise Interrupted(f"{self.name} seed {self.seed} stopped after epoch {epoch + 1}; "
                                   "checkpoint saved")
         result.steps = cfg.epochs * cfg.steps_per_epoch * (2 if cfg.reverse_pass else 1)
         result.wall_s = time.perf_counter() - started
-        result.iteration_s = statistics.median(chunk_times) if chunk_times else None
+        result.iteration_s = chunks.median()
         self._load_best()
         return result
 
@@ -232,7 +228,7 @@ class Trainer:
         fixed = checkpoint_iterations(plan) if plan.iterations else None
         started = time.perf_counter() - result.wall_s
         self._last_save = time.perf_counter()
-        chunk_times, warm = [], False
+        chunks, pending = _Chunks(), []  # losses carry over an epoch's end until read
         bar = tqdm(total=plan.iterations or plan.estimated_iterations, initial=done,
                    disable=not progress or not distributed.is_main(),
                    desc=f"{self.name} budget {plan.kind}={plan.amount:g}", leave=False,
@@ -248,7 +244,6 @@ class Trainer:
                     next(batches)
                 generator.set_state(resumed["generator"])
                 first = start_batch
-            pending, chunk_start = [], time.perf_counter()
             for i in range(first, cfg.steps_per_epoch):
                 began = time.perf_counter()
                 self.step, spent_before = done, plan.progress(done, train_s)
@@ -261,11 +256,7 @@ class Trainer:
                 if plan.kind == "time" or len(pending) >= cfg.sync_every:
                     # a time budget reads the loss every iteration: the seconds are then the
                     # device's, not the host's queueing time
-                    self._read_losses(pending, window, bar)
-                    if warm:
-                        chunk_times.append((time.perf_counter() - chunk_start) / len(pending))
-                    warm = True
-                    pending, chunk_start = [], time.perf_counter()
+                    self._sync(pending, window, bar, chunks)
                 train_s += time.perf_counter() - began
                 if self.parallel and plan.kind == "time":
                     train_s = distributed.broadcast(train_s)  # the ranks stop together
@@ -278,18 +269,19 @@ class Trainer:
                                           if f > (result.history[-1]["fraction"]
                                                   if result.history else 0.0))
                 at = (epoch, 0) if i + 1 == cfg.steps_per_epoch else (epoch, i + 1)
+                save = due or self._checkpoint_due(i) or self._stop.requested
+                if save:
+                    self._sync(pending, window, bar, chunks)
                 if due:
-                    self._read_losses(pending, window, bar)
-                    pending, chunk_start = [], time.perf_counter()
-                    self._validate_at_checkpoint(result, window, done, train_s, now)
+                    self.step = None
+                    self._validate_at_checkpoint(result, window, done, train_s, now, epoch)
                     window = []
-                if due or self._checkpoint_due(i) or self._stop.requested:
-                    self._read_losses(pending, window, bar)
-                    pending = []
+                if save:
                     self._save("last.pt", at[0], result, batch=at[1], losses=window,
                                generator=generator, elapsed=time.perf_counter() - started,
                                budget_state={"iterations": done, "train_s": train_s,
                                              "finished": finished})
+                    chunks.restart()  # validation and checkpoints are no iteration's time
                 if finished:
                     break
                 if self._stop.requested:
@@ -301,7 +293,7 @@ class Trainer:
         passes = 2 if cfg.reverse_pass else 1
         result.steps = done * passes
         result.wall_s = time.perf_counter() - started
-        result.iteration_s = statistics.median(chunk_times) if chunk_times else None
+        result.iteration_s = chunks.median()
         result.budget = {**plan.as_dict(), "spent_iterations": done, "spent_train_s": train_s,
                          "spent_flops": (done * plan.flops_per_iteration
                                          if plan.flops_per_iteration else None)}
@@ -309,7 +301,7 @@ class Trainer:
         return result
 
     def _validate_at_checkpoint(self, result: TrainResult, window: list, done: int,
-                                train_s: float, progress: float) -> None:
+                                train_s: float, progress: float, epoch: int) -> None:
         """One budget checkpoint: validation, stamped with cumulative training compute."""
         cfg, plan = self.cfg, self.budget
         val = evaluate(self.model, self.data.val, self.data.in_len, self.data.out_len,
@@ -329,7 +321,7 @@ class Trainer:
         })
         if result.best_val_mse is None or val["mse"] < result.best_val_mse:
             result.best_val_mse, result.best_epoch = val["mse"], checkpoint
-            self._save("best.pt", 0, result)
+            self._save("best.pt", epoch, result)
 
     def _checkpoint_due(self, i: int) -> bool:
         """Mid-epoch checkpoints: every ``checkpoint_every_steps`` iterations, and whenever
@@ -340,6 +332,13 @@ class Trainer:
         by_time = bool(cfg.checkpoint_every_seconds) and (
             time.perf_counter() - self._last_save >= cfg.checkpoint_every_seconds)
         return by_steps or by_time
+
+    def _sync(self, pending: list, losses: list, bar, chunks: _Chunks) -> None:
+        """Reads the pending losses (if any) into ``losses`` and times the stretch they took."""
+        if pending:
+            self._read_losses(pending, losses, bar)
+            chunks.read(len(pending))
+            pending.clear()
 
     def _read_losses(self, pending: list, losses: list, bar) -> None:
         """Reads the pending device losses on the host (one wait for the device), checks them."""
@@ -374,7 +373,7 @@ class Trainer:
             "epoch": epoch + 1 if batch == 0 else epoch,
             "batch": batch,
             "losses": list(losses or []),
-            "generator": generator.get_state() if generator is not None else None,
+            "generator": generator.get_state() if generator is not None and batch else None,
             "rng": _rng_states(),
             "history": result.history,
             "best": [result.best_epoch, result.best_val_mse],
@@ -424,6 +423,27 @@ class Trainer:
         if path.exists():
             state = torch.load(path, map_location=self.device, weights_only=True)
             self.model.load_state_dict(state["model"])
+
+
+class _Chunks:
+    """Seconds per training iteration over each stretch between loss reads (validation and
+    checkpoints left out); the first stretch of a process holds the warm-up (allocator, cuDNN
+    autotuning, compiling) and is left out too."""
+
+    def __init__(self):
+        self.times, self.warm, self.start = [], False, time.perf_counter()
+
+    def read(self, iterations: int) -> None:
+        if self.warm:
+            self.times.append((time.perf_counter() - self.start) / iterations)
+        self.warm = True
+        self.restart()
+
+    def restart(self) -> None:
+        self.start = time.perf_counter()
+
+    def median(self) -> float | None:
+        return statistics.median(self.times) if self.times else None
 
 
 def _rng_states() -> dict:

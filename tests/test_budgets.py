@@ -1,5 +1,6 @@
 """--budget: every model trains until the same budget is spent, its schedule laid out over it."""
 import math
+import statistics
 
 import pytest
 
@@ -102,6 +103,27 @@ def test_the_learning_rate_each_iteration_uses_follows_the_budget(tmp_path, cach
     for i, (lr, schedule_step) in enumerate(used):
         assert lr == pytest.approx(MIN_LR + (lr0 - MIN_LR) * (1 + math.cos(math.pi * i / 8)) / 2)
         assert schedule_step == pytest.approx(i / 8 * 6)  # the smoke preset's 2 x 3 iterations
+
+
+def test_a_checkpoint_s_train_loss_covers_every_iteration_since_the_last(
+        tmp_path, cache, no_profile, no_report, monkeypatch):
+    """Each checkpoint's train_loss is the mean over every iteration since the one before, those
+    that end an epoch (of the unbudgeted stream) included: none is dropped unread."""
+    losses, step = [], bench.train.Trainer.training_step
+
+    def spy(self, *args):
+        loss = step(self, *args)
+        losses.append(loss.item())
+        return loss
+
+    monkeypatch.setattr(bench.train.Trainer, "training_step", spy)
+    # steps_per_epoch 3, losses read every 25: validation at iterations 1, 2, 4, 8
+    assert _run(tmp_path / "r", cache, "--models", "convlstm", "--budget", "steps=8") == 0
+    history, before = _records(tmp_path / "r")["convlstm"]["train"]["history"], 0
+    assert [h["iteration"] for h in history] == [1, 2, 4, 8] and len(losses) == 8
+    for h in history:
+        assert h["train_loss"] == pytest.approx(statistics.fmean(losses[before:h["iteration"]]))
+        before = h["iteration"]
 
 
 def test_a_resumed_budgeted_run_ends_where_an_uninterrupted_one_does(tmp_path, cache, no_profile,
