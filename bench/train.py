@@ -404,7 +404,8 @@ class Trainer:
         result.resumed_from_step = state["epoch"] * self.cfg.steps_per_epoch + batch
         result.wall_s = result.earlier_parts_s = state.get("elapsed_s", 0.0)
         result.parts = state.get("parts", 1) + 1
-        if state["epoch"] < self.cfg.epochs:
+        budget = state.get("budget")  # a budget's stream may run past the preset's epochs
+        if not (budget["finished"] if budget else state["epoch"] >= self.cfg.epochs):
             self.log(f"   resuming {self.name} seed {self.seed} from epoch {state['epoch'] + 1}, "
                      f"iteration {batch} ({path})")
         if state.get("rng") is not None:

@@ -156,6 +156,26 @@ def test_a_resumed_budgeted_run_ends_where_an_uninterrupted_one_does(tmp_path, c
         assert got["train"]["budget"][key] == ref["train"]["budget"][key]
 
 
+def test_a_budget_resumed_past_the_preset_s_epochs_says_where_it_resumes(
+        tmp_path, cache, no_profile, no_report, monkeypatch, capsys):
+    args = ["--models", "convlstm", "--budget", "steps=9", "--set", "checkpoint_every_steps=4"]
+    save = bench.train.Trainer._save
+
+    def save_then_stop(self, name, epoch, result, batch=0, **kwargs):
+        save(self, name, epoch, result, batch=batch, **kwargs)
+        if name == "last.pt" and kwargs["budget_state"]["iterations"] == 8:
+            raise KeyboardInterrupt  # as a kill right after the checkpoint at iteration 8
+
+    monkeypatch.setattr(bench.train.Trainer, "_save", save_then_stop)
+    assert _run(tmp_path / "r", cache, *args) == 130
+    monkeypatch.setattr(bench.train.Trainer, "_save", save)
+    capsys.readouterr()
+    assert _run(tmp_path / "r", cache, *args) == 0
+    # iteration 8 of the stream of 3-iteration epochs: the smoke preset has only 2 of them
+    assert "resuming convlstm seed 0 from epoch 3, iteration 2 " in capsys.readouterr().out
+    assert _records(tmp_path / "r")["convlstm"]["train"]["budget"]["spent_iterations"] == 9
+
+
 def test_a_time_budget_counts_training_seconds_and_ends_the_schedule_at_it(
         tmp_path, cache, no_profile, no_report):
     assert _run(tmp_path / "r", cache, "--models", "convlstm",
