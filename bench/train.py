@@ -17,11 +17,12 @@ from tqdm import tqdm
 
 from . import distributed
 from .acceleration import compile_model
-from .budget import CHECKPOINT_FRACTIONS, BudgetPlan, checkpoint_iterations, cosine_lr
+from .budget import BudgetPlan
 from .config import TrainConfig
 from .evaluate import evaluate
+from .plan import BudgetRun, EpochPlan
 from .precision import autocast, to_device
-from .schedule import sampling_eta, sequence_loss, truth_mask
+from .schedule import sequence_loss, truth_mask
 
 
 class DivergedError(RuntimeError):
@@ -83,7 +84,8 @@ class Trainer:
     the one the training steps call.
 
     ``budget``: train until the budget is spent instead of for ``cfg.epochs`` (bench.budget: the
-    schedule follows the fraction of the budget spent; validation at budget checkpoints).
+    schedule follows the fraction of the budget spent; validation at budget checkpoints). One
+    loop serves both; a plan (bench.plan) owns what differs.
     """
 
     def __init__(self, model, data, cfg: TrainConfig, device, seed: int, checkpoint_dir: Path,
@@ -143,203 +145,106 @@ class Trainer:
         self.step = None  # the iteration being run, for error reports
         try:
             with _StopOnCtrlC() as self._stop:
-                return self._fit_budget(progress) if self.budget else self._fit(progress)
+                return self._fit(progress)
         except Exception as error:
             error.failed_step = self.step
             raise
 
     def _fit(self, progress: bool) -> TrainResult:
+        """The loop: epochs of ``steps_per_epoch`` seeded batches until the plan is finished
+        (``cfg.epochs`` of them, or as many as the budget takes); the plan sets the schedule,
+        says when to validate and checkpoint, and what to record."""
         cfg, result = self.cfg, TrainResult()
-        start_epoch, start_batch, resumed = self._resume(result)
+        epoch, first, resumed = self._resume(result)
+        plan = (BudgetRun(self.budget, cfg, (resumed or {}).get("budget"), self.parallel)
+                if self.budget else
+                EpochPlan(cfg, self.scheduler, epoch * cfg.steps_per_epoch + first))
+        window = list(resumed["losses"]) if resumed is not None else []  # since last validation
         started = time.perf_counter() - result.wall_s  # wall time of earlier parts included
         self._last_save = time.perf_counter()
-        # Seconds per iteration over each stretch between loss reads; the first stretch of a
-        # process holds the warm-up (allocator, cuDNN autotuning, compiling) and is left out.
-        chunk_times, warm = [], False
-        for epoch in range(start_epoch, cfg.epochs):
+        chunks, pending = _Chunks(), []  # losses carry over an epoch's end until read
+        bar = tqdm(total=plan.total, initial=plan.done, leave=False, dynamic_ncols=True,
+                   disable=not progress or not distributed.is_main())
+        while not plan.finished:
             self.train_model.train()
-            # Data and sampling draws are seeded per epoch, so a resumed run sees the same stream.
-            batches = self.data.train_batches(cfg.batch_size, seed=self.seed * 100_003 + epoch)
-            generator = torch.Generator().manual_seed(self.seed * 100_019 + epoch)
-            first, losses = 0, []
-            if resumed is not None and epoch == start_epoch and start_batch:
-                # Mid-epoch: skip the batches already trained on; restore the mask draws.
-                for _ in range(start_batch):
-                    next(batches)
-                generator.set_state(resumed["generator"])
-                first, losses = start_batch, list(resumed["losses"])
-            bar = tqdm(total=cfg.steps_per_epoch, initial=first,
-                       disable=not progress or not distributed.is_main(),
-                       desc=f"{self.name} epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                       dynamic_ncols=True)
-            pending, chunk_start = [], time.perf_counter()
+            batches, generator = self._stream(epoch, first, resumed)
+            bar.set_description(f"{self.name} {plan.label()}")
             for i in range(first, cfg.steps_per_epoch):
-                self.step = epoch * cfg.steps_per_epoch + i
+                self.step, began = plan.done, time.perf_counter()
+                schedule_step = plan.begin(self.optimizer)
                 frames = to_device(self._rows(next(batches)), self.device)
-                pending.append(self.training_step(frames, self.step, generator))
-                last = i + 1 == cfg.steps_per_epoch
-                save = not last and self._checkpoint_due(i)
-                if last or save or self._stop.requested or len(pending) >= cfg.sync_every:
-                    self._read_losses(pending, losses, bar)
-                    if warm:
-                        chunk_times.append((time.perf_counter() - chunk_start) / len(pending))
-                    warm = True
-                    pending, chunk_start = [], time.perf_counter()
-                if save or (self._stop.requested and not last):
-                    self._save("last.pt", epoch, result, batch=i + 1, losses=losses,
-                               generator=generator, elapsed=time.perf_counter() - started)
-                if self._stop.requested and not last:
-                    raise Interrupted(f"{self.name} seed {self.seed} stopped at epoch {epoch + 1}, "
-                                      f"iteration {i + 1} of {cfg.steps_per_epoch}; checkpoint "
-                                      "saved")
-            bar.close()
-            self.step = None
-            self.scheduler.step()
-            val = evaluate(self.model, self.data.val, self.data.in_len, self.data.out_len,
-                           self.device, cfg.eval_batch_size, cfg.amp)["headline"]
-            result.history.append({
-                "epoch": epoch + 1,
-                "train_loss": self._mean_over_ranks(sum(losses) / len(losses)),
-                "val_mse": val["mse"], "val_ssim": val["ssim"],
-                "lr": self.optimizer.param_groups[0]["lr"],
-            })
-            if result.best_val_mse is None or val["mse"] < result.best_val_mse:
-                result.best_val_mse, result.best_epoch = val["mse"], epoch + 1
-                self._save("best.pt", epoch, result)
-            elapsed = time.perf_counter() - started
-            if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
-                self._save("last.pt", epoch, result, elapsed=elapsed)
-            if self._stop.requested and epoch + 1 < cfg.epochs:
-                self._save("last.pt", epoch, result, elapsed=elapsed)
-                raise Interrupted(f"{self.name} seed {self.seed} stopped after epoch {epoch + 1}; "
-                                  "checkpoint saved")
-        result.steps = cfg.epochs * cfg.steps_per_epoch * (2 if cfg.reverse_pass else 1)
-        result.wall_s = time.perf_counter() - started
-        result.iteration_s = statistics.median(chunk_times) if chunk_times else None
-        self._load_best()
-        return result
-
-    def _fit_budget(self, progress: bool) -> TrainResult:
-        """Trains until the budget is spent; the data stream is the unbudgeted one (epochs of
-        ``steps_per_epoch`` seeded batches), the schedule follows the budget's progress, and
-        validation runs at its checkpoints (each stamped with training FLOPs and seconds)."""
-        cfg, plan, result = self.cfg, self.budget, TrainResult()
-        start_epoch, start_batch, resumed = self._resume(result)
-        state = (resumed or {}).get("budget") or {}
-        done, train_s = state.get("iterations", 0), state.get("train_s", 0.0)
-        finished = state.get("finished", False)
-        window = list(resumed["losses"]) if resumed is not None else []  # since last validation
-        fixed = checkpoint_iterations(plan) if plan.iterations else None
-        started = time.perf_counter() - result.wall_s
-        self._last_save = time.perf_counter()
-        chunk_times, warm = [], False
-        bar = tqdm(total=plan.iterations or plan.estimated_iterations, initial=done,
-                   disable=not progress or not distributed.is_main(),
-                   desc=f"{self.name} budget {plan.kind}={plan.amount:g}", leave=False,
-                   dynamic_ncols=True)
-        epoch = start_epoch
-        while not finished:
-            self.train_model.train()
-            batches = self.data.train_batches(cfg.batch_size, seed=self.seed * 100_003 + epoch)
-            generator = torch.Generator().manual_seed(self.seed * 100_019 + epoch)
-            first = 0
-            if resumed is not None and epoch == start_epoch and start_batch:
-                for _ in range(start_batch):
-                    next(batches)
-                generator.set_state(resumed["generator"])
-                first = start_batch
-            pending, chunk_start = [], time.perf_counter()
-            for i in range(first, cfg.steps_per_epoch):
-                began = time.perf_counter()
-                self.step, spent_before = done, plan.progress(done, train_s)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = cosine_lr(spent_before, cfg)
-                frames = to_device(self._rows(next(batches)), self.device)
-                pending.append(self.training_step(frames, plan.schedule_step(spent_before),
-                                                  generator))
-                done += 1
-                if plan.kind == "time" or len(pending) >= cfg.sync_every:
-                    # a time budget reads the loss every iteration: the seconds are then the
-                    # device's, not the host's queueing time
-                    self._read_losses(pending, window, bar)
-                    if warm:
-                        chunk_times.append((time.perf_counter() - chunk_start) / len(pending))
-                    warm = True
-                    pending, chunk_start = [], time.perf_counter()
-                train_s += time.perf_counter() - began
-                if self.parallel and plan.kind == "time":
-                    train_s = distributed.broadcast(train_s)  # the ranks stop together
-                now = plan.progress(done, train_s)
-                finished = now >= 1.0
-                if fixed is not None:
-                    due = len(result.history) < len(fixed) and done >= fixed[len(result.history)]
-                else:
-                    due = finished or any(f <= now for f in CHECKPOINT_FRACTIONS
-                                          if f > (result.history[-1]["fraction"]
-                                                  if result.history else 0.0))
-                at = (epoch, 0) if i + 1 == cfg.steps_per_epoch else (epoch, i + 1)
-                if due:
-                    self._read_losses(pending, window, bar)
-                    pending, chunk_start = [], time.perf_counter()
-                    self._validate_at_checkpoint(result, window, done, train_s, now)
+                pending.append(self.training_step(frames, schedule_step, generator))
+                if plan.sync_each_iteration or len(pending) >= cfg.sync_every:
+                    self._sync(pending, window, bar, chunks)
+                plan.end(time.perf_counter() - began)
+                validated = plan.validation_due(result.history)
+                if validated:
+                    self._sync(pending, window, bar, chunks)
+                    self._validate(result, window, epoch, plan)
                     window = []
-                if due or self._checkpoint_due(i) or self._stop.requested:
-                    self._read_losses(pending, window, bar)
-                    pending = []
-                    self._save("last.pt", at[0], result, batch=at[1], losses=window,
-                               generator=generator, elapsed=time.perf_counter() - started,
-                               budget_state={"iterations": done, "train_s": train_s,
-                                             "finished": finished})
-                if finished:
+                stop = self._stop.requested  # once: a checkpoint always precedes Interrupted
+                saved = plan.checkpoint_due(validated, self._checkpoint_due(plan.done)) or stop
+                if saved:
+                    self._sync(pending, window, bar, chunks)
+                    self._save("last.pt", epoch, result, batch=(i + 1) % cfg.steps_per_epoch,
+                               losses=window, generator=generator,
+                               elapsed=time.perf_counter() - started, budget_state=plan.state())
+                if validated or saved:
+                    chunks.restart()  # validation and checkpoints are no iteration's time
+                if plan.finished:
                     break
-                if self._stop.requested:
-                    raise Interrupted(f"{self.name} seed {self.seed} stopped at iteration {done} "
-                                      f"of budget {plan.kind}={plan.amount:g}; checkpoint saved")
-            epoch += 1
+                if stop:
+                    raise Interrupted(f"{self.name} seed {self.seed} {plan.stopped()}")
+            epoch, first = epoch + 1, 0
         bar.close()
         self.step = None
-        passes = 2 if cfg.reverse_pass else 1
-        result.steps = done * passes
+        result.steps = plan.done * (2 if cfg.reverse_pass else 1)  # optimizer steps
         result.wall_s = time.perf_counter() - started
-        result.iteration_s = statistics.median(chunk_times) if chunk_times else None
-        result.budget = {**plan.as_dict(), "spent_iterations": done, "spent_train_s": train_s,
-                         "spent_flops": (done * plan.flops_per_iteration
-                                         if plan.flops_per_iteration else None)}
+        result.iteration_s = chunks.median()
+        result.budget = plan.summary()
         self._load_best()
         return result
 
-    def _validate_at_checkpoint(self, result: TrainResult, window: list, done: int,
-                                train_s: float, progress: float) -> None:
-        """One budget checkpoint: validation, stamped with cumulative training compute."""
-        cfg, plan = self.cfg, self.budget
-        val = evaluate(self.model, self.data.val, self.data.in_len, self.data.out_len,
-                       self.device, cfg.eval_batch_size, cfg.amp)["headline"]
-        self.train_model.train()
-        checkpoint = len(result.history) + 1
-        result.history.append({
-            "checkpoint": checkpoint, "fraction": progress, "iteration": done,
-            "epoch": done / cfg.steps_per_epoch,
-            "train_flops": done * plan.flops_per_iteration if plan.flops_per_iteration else None,
-            "train_s": train_s,
-            "train_loss": self._mean_over_ranks(sum(window) / len(window)) if window else None,
-            "val_mse": val["mse"], "val_ssim": val["ssim"],
-            # the schedule's values after this iteration: at the budget, its end values
-            "lr": cosine_lr(progress, cfg),
-            "sampling_eta": sampling_eta(plan.schedule_step(progress), cfg),
-        })
-        if result.best_val_mse is None or val["mse"] < result.best_val_mse:
-            result.best_val_mse, result.best_epoch = val["mse"], checkpoint
-            self._save("best.pt", 0, result)
+    def _stream(self, epoch: int, first: int, resumed: dict | None):
+        """The epoch's batches and mask generator, seeded per epoch so that a resumed run sees
+        the same stream; from iteration ``first`` > 0 (mid-epoch) with the mask draws restored."""
+        batches = self.data.train_batches(self.cfg.batch_size, seed=self.seed * 100_003 + epoch)
+        generator = torch.Generator().manual_seed(self.seed * 100_019 + epoch)
+        if first:
+            for _ in range(first):
+                next(batches)
+            generator.set_state(resumed["generator"])
+        return batches, generator
 
-    def _checkpoint_due(self, i: int) -> bool:
+    def _validate(self, result: TrainResult, window: list, epoch: int, plan) -> None:
+        """Validation: the plan's history entry (train_loss: the mean since the last one)."""
+        self.step = None  # not a training iteration's failure
+        val = evaluate(self.model, self.data.val, self.data.in_len, self.data.out_len,
+                       self.device, self.cfg.eval_batch_size, self.cfg.amp)["headline"]
+        self.train_model.train()
+        train_loss = self._mean_over_ranks(sum(window) / len(window)) if window else None
+        result.history.append(plan.entry(result.history, train_loss, val))
+        if result.best_val_mse is None or val["mse"] < result.best_val_mse:
+            result.best_val_mse = val["mse"]
+            result.best_epoch = result.history[-1][plan.best_key]
+            self._save("best.pt", epoch, result)
+
+    def _checkpoint_due(self, done: int) -> bool:
         """Mid-epoch checkpoints: every ``checkpoint_every_steps`` iterations, and whenever
         ``checkpoint_every_seconds`` of training passed since the last save."""
         cfg = self.cfg
         every = cfg.checkpoint_every_steps
-        by_steps = bool(every) and (self.step + 1) % every == 0
+        by_steps = bool(every) and done % every == 0
         by_time = bool(cfg.checkpoint_every_seconds) and (
             time.perf_counter() - self._last_save >= cfg.checkpoint_every_seconds)
         return by_steps or by_time
+
+    def _sync(self, pending: list, losses: list, bar, chunks: _Chunks) -> None:
+        """Reads the pending losses (if any) into ``losses`` and times the stretch they took."""
+        if pending:
+            self._read_losses(pending, losses, bar)
+            chunks.read(len(pending))
+            pending.clear()
 
     def _read_losses(self, pending: list, losses: list, bar) -> None:
         """Reads the pending device losses on the host (one wait for the device), checks them."""
@@ -374,7 +279,7 @@ class Trainer:
             "epoch": epoch + 1 if batch == 0 else epoch,
             "batch": batch,
             "losses": list(losses or []),
-            "generator": generator.get_state() if generator is not None else None,
+            "generator": generator.get_state() if generator is not None and batch else None,
             "rng": _rng_states(),
             "history": result.history,
             "best": [result.best_epoch, result.best_val_mse],
@@ -405,7 +310,8 @@ class Trainer:
         result.resumed_from_step = state["epoch"] * self.cfg.steps_per_epoch + batch
         result.wall_s = result.earlier_parts_s = state.get("elapsed_s", 0.0)
         result.parts = state.get("parts", 1) + 1
-        if state["epoch"] < self.cfg.epochs:
+        budget = state.get("budget")  # a budget's stream may run past the preset's epochs
+        if not (budget["finished"] if budget else state["epoch"] >= self.cfg.epochs):
             self.log(f"   resuming {self.name} seed {self.seed} from epoch {state['epoch'] + 1}, "
                      f"iteration {batch} ({path})")
         if state.get("rng") is not None:
@@ -424,6 +330,27 @@ class Trainer:
         if path.exists():
             state = torch.load(path, map_location=self.device, weights_only=True)
             self.model.load_state_dict(state["model"])
+
+
+class _Chunks:
+    """Seconds per training iteration over each stretch between loss reads (validation and
+    checkpoints left out); the first stretch of a process holds the warm-up (allocator, cuDNN
+    autotuning, compiling) and is left out too."""
+
+    def __init__(self):
+        self.times, self.warm, self.start = [], False, time.perf_counter()
+
+    def read(self, iterations: int) -> None:
+        if self.warm:
+            self.times.append((time.perf_counter() - self.start) / iterations)
+        self.warm = True
+        self.restart()
+
+    def restart(self) -> None:
+        self.start = time.perf_counter()
+
+    def median(self) -> float | None:
+        return statistics.median(self.times) if self.times else None
 
 
 def _rng_states() -> dict:

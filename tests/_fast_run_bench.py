@@ -5,7 +5,8 @@ the real CLI. ``BENCH_TEST_CRASH_AFTER=K`` makes rank 0 die (``os._exit``, no cl
 after its K-th mid-epoch checkpoint, as a crash or a kill would; ``BENCH_TEST_NO_REPORT=1``
 skips the tables and plots (seconds of matplotlib), writing an empty summary.md;
 ``BENCH_TEST_GRAD_NORMS=FILE`` has rank 0 write the gradient norm after every iteration to FILE
-(JSON), to compare the gradients of N ranks with one process's (Adam hides their scale).
+(JSON), to compare the gradients of N ranks with one process's (Adam hides their scale);
+``BENCH_TEST_TRAIN_FLOPS=1`` adds a training FLOP count (2 per parameter) to the stubbed cost.
 """
 import json
 import os
@@ -18,8 +19,15 @@ import bench.runner  # noqa: E402
 import bench.train  # noqa: E402
 from bench import distributed  # noqa: E402
 
-bench.runner.profile_model = lambda model, *args, **kwargs: {
-    "params": sum(p.numel() for p in model.parameters())}
+TRAIN_FLOPS = os.environ.get("BENCH_TEST_TRAIN_FLOPS") == "1"
+
+
+def _stub_cost(model, *args, **kwargs):
+    params = sum(p.numel() for p in model.parameters())
+    return {"params": params, **({"train_flops_per_seq": 2.0 * params} if TRAIN_FLOPS else {})}
+
+
+bench.runner.profile_model = _stub_cost
 
 CRASH_AFTER = int(os.environ.get("BENCH_TEST_CRASH_AFTER", "0"))
 if CRASH_AFTER:

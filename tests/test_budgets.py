@@ -1,5 +1,6 @@
 """--budget: every model trains until the same budget is spent, its schedule laid out over it."""
 import math
+import statistics
 
 import pytest
 
@@ -70,6 +71,68 @@ def test_a_flop_budget_stops_every_model_within_one_iteration_and_ends_its_sched
     assert len(iterations) == 2  # the two models cost differently: different iteration counts
 
 
+def _within(record, budget):
+    """The record states the flops budget, and spent it to within one iteration."""
+    spent = record["train"]["budget"]
+    assert record["budget"] == record["config"]["budget"] == {"kind": "flops", "amount": budget}
+    assert spent["kind"] == "flops" and spent["amount"] == budget
+    assert spent["spent_flops"] <= budget < spent["spent_flops"] + spent["flops_per_iteration"]
+    assert spent["spent_iterations"] == budget // spent["flops_per_iteration"]
+    assert record["train"]["history"][-1]["fraction"] == 1.0
+    return spent["spent_iterations"]
+
+
+def test_a_budget_with_two_seeds_records_each_seed_under_the_budget(tmp_path, cache, no_profile,
+                                                                     no_report):
+    budget = 700_000  # 9 iterations of convlstm: past the smoke preset's 2 x 3
+    assert _run(tmp_path / "r", cache, "--models", "convlstm", "--seeds", "0", "1",
+                "--budget", f"flops={budget}") == 0
+    records = ResultsStore(tmp_path / "r" / SMOKE).records()
+    assert sorted(r["seed"] for r in records) == [0, 1]
+    assert [_within(r, budget) for r in records] == [9, 9]
+    a, b = records
+    assert a["config_hash"] == b["config_hash"]  # one configuration, two seeds
+    # each seed trained on its own (not one resuming the other's checkpoint)
+    assert a["train"]["resumed_from_step"] is None and b["train"]["resumed_from_step"] is None
+    assert a["metrics"]["headline"]["mse"] != b["metrics"]["headline"]["mse"]
+
+
+def test_budgeted_shards_each_finish_under_the_budget_and_merge_into_one_report(
+        tmp_path, cache, no_profile):
+    from bench.reliability import shard_cells
+    from bench.report.compute import equal_compute_table
+
+    budget, names, out = 700_000, ["convlstm", "predrnn"], tmp_path / "r"
+    store = ResultsStore(out / SMOKE)
+    with pytest.MonkeyPatch.context() as patch:  # each shard's own report: skipped
+        import bench.report
+        patch.setattr(bench.report, "write_report",
+                      lambda folder, **options: (folder / "summary.md").write_text(""))
+        for i in (1, 2):  # as two jobs of an array, one after the other, into one store
+            before = len(store.records())
+            assert _run(out, cache, "--models", *names, "--seeds", "0", "1",
+                        "--budget", f"flops={budget}", "--shard", f"{i}/2") == 0
+            new = store.records()[before:]
+            assert sorted((r["model"], r["seed"]) for r in new) == shard_cells(names, [0, 1],
+                                                                               (i, 2))
+            for r in new:
+                _within(r, budget)
+    records = store.records()
+    assert sorted((r["model"], r["seed"]) for r in records) == shard_cells(names, [0, 1])
+    for name in names:  # a model's seeds, on different shards, spent the same iterations
+        assert len({_within(r, budget) for r in records if r["model"] == name}) == 1
+    assert main(["report", "--out", str(out)]) == 0  # one report from the merged store
+    table = equal_compute_table(store.latest())
+    assert sorted(table["model"]) == names and list(table["seeds"]) == [2, 2]
+    assert set(table["budget"]) == {f"flops={budget}"}
+    index = (out / SMOKE / "README.md").read_text()
+    section = index.split("## Test MSE at equal compute")[1].split("## ")[0]
+    assert all(f"| {name} " in section for name in names) and f"flops={budget}" in section
+    assert (out / SMOKE / "accuracy_vs_compute.png").is_file()
+    summary = (out / SMOKE / "summary.md").read_text()
+    assert all(name in summary for name in names)
+
+
 def test_the_budget_is_part_of_the_configuration_hash(tmp_path, cache, no_profile):
     from bench.cli import build_parser, make_request
     from bench.runner import _base_record, load_data
@@ -104,6 +167,27 @@ def test_the_learning_rate_each_iteration_uses_follows_the_budget(tmp_path, cach
         assert schedule_step == pytest.approx(i / 8 * 6)  # the smoke preset's 2 x 3 iterations
 
 
+def test_a_checkpoint_s_train_loss_covers_every_iteration_since_the_last(
+        tmp_path, cache, no_profile, no_report, monkeypatch):
+    """Each checkpoint's train_loss is the mean over every iteration since the one before, those
+    that end an epoch (of the unbudgeted stream) included: none is dropped unread."""
+    losses, step = [], bench.train.Trainer.training_step
+
+    def spy(self, *args):
+        loss = step(self, *args)
+        losses.append(loss.item())
+        return loss
+
+    monkeypatch.setattr(bench.train.Trainer, "training_step", spy)
+    # steps_per_epoch 3, losses read every 25: validation at iterations 1, 2, 4, 8
+    assert _run(tmp_path / "r", cache, "--models", "convlstm", "--budget", "steps=8") == 0
+    history, before = _records(tmp_path / "r")["convlstm"]["train"]["history"], 0
+    assert [h["iteration"] for h in history] == [1, 2, 4, 8] and len(losses) == 8
+    for h in history:
+        assert h["train_loss"] == pytest.approx(statistics.fmean(losses[before:h["iteration"]]))
+        before = h["iteration"]
+
+
 def test_a_resumed_budgeted_run_ends_where_an_uninterrupted_one_does(tmp_path, cache, no_profile,
                                                                     no_report, monkeypatch):
     args = ["--models", "convlstm", "--budget", "flops=400000",
@@ -132,6 +216,26 @@ def test_a_resumed_budgeted_run_ends_where_an_uninterrupted_one_does(tmp_path, c
     assert timeless(got["train"]["history"]) == timeless(ref["train"]["history"])
     for key in ("spent_iterations", "spent_flops", "iterations"):
         assert got["train"]["budget"][key] == ref["train"]["budget"][key]
+
+
+def test_a_budget_resumed_past_the_preset_s_epochs_says_where_it_resumes(
+        tmp_path, cache, no_profile, no_report, monkeypatch, capsys):
+    args = ["--models", "convlstm", "--budget", "steps=9", "--set", "checkpoint_every_steps=4"]
+    save = bench.train.Trainer._save
+
+    def save_then_stop(self, name, epoch, result, batch=0, **kwargs):
+        save(self, name, epoch, result, batch=batch, **kwargs)
+        if name == "last.pt" and kwargs["budget_state"]["iterations"] == 8:
+            raise KeyboardInterrupt  # as a kill right after the checkpoint at iteration 8
+
+    monkeypatch.setattr(bench.train.Trainer, "_save", save_then_stop)
+    assert _run(tmp_path / "r", cache, *args) == 130
+    monkeypatch.setattr(bench.train.Trainer, "_save", save)
+    capsys.readouterr()
+    assert _run(tmp_path / "r", cache, *args) == 0
+    # iteration 8 of the stream of 3-iteration epochs: the smoke preset has only 2 of them
+    assert "resuming convlstm seed 0 from epoch 3, iteration 2 " in capsys.readouterr().out
+    assert _records(tmp_path / "r")["convlstm"]["train"]["budget"]["spent_iterations"] == 9
 
 
 def test_a_time_budget_counts_training_seconds_and_ends_the_schedule_at_it(

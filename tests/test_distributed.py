@@ -28,9 +28,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(out: Path, cache: Path, *extra, crash_after: int = 0) -> subprocess.CompletedProcess:
+def torchrun(out: Path, cache: Path, *extra, crash_after: int = 0,
+             **env_vars: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "BENCH_TEST_CRASH_AFTER": str(crash_after),
-           "BENCH_TEST_NO_REPORT": "1", "BENCH_TEST_GRAD_NORMS": str(out / "grad_norms.json")}
+           "BENCH_TEST_NO_REPORT": "1", "BENCH_TEST_GRAD_NORMS": str(out / "grad_norms.json"),
+           **env_vars}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                f"--master_port={_free_port()}", str(FAST), *ARGS, *extra,
                "--out", str(out), "--cache-dir", str(cache)]
@@ -119,6 +121,39 @@ def test_a_crashed_run_relaunched_resumes_like_an_uninterrupted_one(one_process,
     # (the resumed epoch's train_loss mixes in rank 0's own losses from before the crash: a
     # checkpoint holds no collective, so it carries rank 0's, not the mean over ranks)
     assert two[0]["train_loss"] == pytest.approx(one[0]["train_loss"], rel=1e-5)
+
+
+def test_a_flop_budget_under_torchrun_spends_what_one_process_does(tmp_path):
+    """N ranks plan the budget from rank 0's measured cost at the global batch: the iterations
+    (5, past an epoch's end) and, within float noise, the results of one process."""
+    budget = 800_000
+    extra = ["--models", "convlstm", "--budget", f"flops={budget}"]
+    one = tmp_path / "one"
+    with pytest.MonkeyPatch.context() as patch:  # stubbed as FAST is with BENCH_TEST_TRAIN_FLOPS
+        patch.setattr("bench.runner.profile_model", lambda model, *a, **k: {
+            "params": sum(p.numel() for p in model.parameters()),
+            "train_flops_per_seq": 2.0 * sum(p.numel() for p in model.parameters())})
+        patch.setattr("bench.report.write_report",
+                      lambda folder, **options: (Path(folder) / "summary.md").write_text(""))
+        assert main([*ARGS, *extra, "--out", str(one), "--cache-dir", str(one / "cache")]) == 0
+    run = torchrun(tmp_path / "two", tmp_path / "cache", *extra, BENCH_TEST_TRAIN_FLOPS="1")
+    assert run.returncode == 0, run.stderr[-3000:]
+    (a,), (b,) = records(one), records(tmp_path / "two")
+    assert b["distributed"]["world_size"] == 2 and b["config_hash"] == a["config_hash"]
+    spent_a, spent_b = a["train"]["budget"], b["train"]["budget"]
+    per_iteration = spent_a["flops_per_iteration"]
+    assert per_iteration == 2.0 * a["cost"]["params"] * 4  # the global batch
+    assert spent_b["spent_iterations"] == spent_a["spent_iterations"] == budget // per_iteration == 5
+    assert spent_b["spent_flops"] == spent_a["spent_flops"] <= budget
+    for metric, values in a["metrics"]["per_frame"].items():
+        assert b["metrics"]["per_frame"][metric] == pytest.approx(values, rel=1e-5)
+
+    def timeless(history):
+        return [{k: v for k, v in h.items() if k != "train_s"} for h in history]
+
+    for x, y in zip(timeless(a["train"]["history"]), timeless(b["train"]["history"]), strict=True):
+        assert y == pytest.approx(x, rel=1e-5)
+    assert b["train"]["history"][-1]["fraction"] == 1.0
 
 
 # ------------------------------------------------------------------ helpers, without a group
