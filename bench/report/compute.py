@@ -10,6 +10,12 @@ import pandas as pd
 from . import plots
 
 
+def budget_label(record: dict) -> str:
+    """``kind=amount`` of a budgeted record, e.g. ``flops=3e+13``."""
+    budget = record["train"]["budget"]
+    return f"{budget['kind']}={budget['amount']:g}"
+
+
 def budget_frame(records: list[dict]) -> pd.DataFrame:
     """One row per (model, seed, budget checkpoint): cumulative training FLOPs and seconds,
     validation MSE; plus a ``test`` row at the spent budget with the test MSE."""
@@ -19,11 +25,13 @@ def budget_frame(records: list[dict]) -> pd.DataFrame:
         if r["status"] != "ok" or not train.get("budget"):
             continue
         for entry in train["history"]:
-            rows.append({"model": r["model"], "seed": r["seed"], "split": "validation",
+            rows.append({"model": r["model"], "budget": budget_label(r), "seed": r["seed"],
+                         "split": "validation",
                          "train_flops": entry.get("train_flops"), "train_s": entry["train_s"],
                          "mse": entry["val_mse"]})
         spent = train["budget"]
-        rows.append({"model": r["model"], "seed": r["seed"], "split": "test",
+        rows.append({"model": r["model"], "budget": budget_label(r), "seed": r["seed"],
+                     "split": "test",
                      "train_flops": spent.get("spent_flops"), "train_s": spent["spent_train_s"],
                      "mse": r["metrics"]["headline"]["mse"]})
     return pd.DataFrame(rows)
@@ -52,20 +60,21 @@ def accuracy_vs_compute(frame: pd.DataFrame, path: Path, title: str = "",
     figure, axis = plt.subplots(figsize=(8.5, 4.6))
     palette = palette or plots.model_palette(frame["model"])
     val = frame[frame["split"] == "validation"].copy()
-    test = frame[frame["split"] == "test"].groupby("model", sort=False)[[x, "mse"]]
+    test = frame[frame["split"] == "test"].groupby(["model", "budget"], sort=False)[[x, "mse"]]
     test = test.agg(["mean", "std"])
-    final = val.sort_values(x).groupby(["model", "seed"])["mse"].last()
+    final = val.sort_values(x).groupby(["model", "budget", "seed"])["mse"].last()
     top = 2 * max(final.max(), test[("mse", "mean")].max())
     above = val[val["mse"] > top]
     val["mse"] = val["mse"].clip(upper=top)
-    sns.lineplot(val, x=x, y="mse", hue="model", errorbar="sd", marker="o", ax=axis,
-                 palette=palette)
+    several = frame["budget"].nunique() > 1  # one store, several budgets: dashes tell them apart
+    sns.lineplot(val, x=x, y="mse", hue="model", style="budget" if several else None,
+                 errorbar="sd", marker="o", ax=axis, palette=palette)
     for _, row in above.iterrows():
         axis.plot(row[x], top, marker="^", markersize=9, color=palette[row["model"]],
                   clip_on=False, zorder=3)
         axis.annotate(f"{row['mse']:.0f}", (row[x], top), textcoords="offset points",
                       xytext=(6, -10), fontsize=8, color=palette[row["model"]])
-    for model, row in test.iterrows():
+    for (model, _), row in test.iterrows():
         axis.errorbar(row[(x, "mean")], row[("mse", "mean")], yerr=np.nan_to_num(row[("mse", "std")]),
                       xerr=np.nan_to_num(row[(x, "std")]), marker="*", markersize=12,
                       color=palette[model], linestyle="none")
@@ -81,17 +90,17 @@ def accuracy_vs_compute(frame: pd.DataFrame, path: Path, title: str = "",
 def equal_compute_table(records: list[dict]) -> pd.DataFrame:
     """Per model: the budget, what was spent, the iterations, test MSE (mean ± sd over seeds)."""
     rows = []
-    groups: dict[str, list[dict]] = {}
+    groups: dict[tuple[str, str], list[dict]] = {}
     for r in records:
         if r["status"] == "ok" and (r.get("train") or {}).get("budget"):
-            groups.setdefault(r["model"], []).append(r)
-    for model, group in groups.items():
+            groups.setdefault((r["model"], budget_label(r)), []).append(r)
+    for (model, budget), group in groups.items():
         spent = [r["train"]["budget"] for r in group]
         mse = [r["metrics"]["headline"]["mse"] for r in group]
         flops = [s["spent_flops"] for s in spent if s.get("spent_flops")]
         rows.append({
             "model": model,
-            "budget": f"{spent[0]['kind']}={spent[0]['amount']:g}",
+            "budget": budget,
             "spent FLOPs": f"{np.mean(flops):.3g}" if flops else "",
             "spent train s": f"{np.mean([s['spent_train_s'] for s in spent]):.3g}",
             "iterations": f"{np.mean([s['spent_iterations'] for s in spent]):.0f}",
