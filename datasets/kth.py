@@ -11,8 +11,12 @@ Facts and their sources:
   (OpenSTL ``dataloader_kth.py``); 10 -> 20 frames (OpenSTL configs ``kth``), 10 -> 40 for
   ``kth40``.
 - Split: persons 1-16 train, 17-25 test (``train_person`` / ``test_person`` in OpenSTL
-  ``dataloader_kth.py``, from PredRNN). OpenSTL has no validation set; here person 16 is held
-  out of training for validation (persons 1-15 train).
+  ``dataloader_kth.py``, from PredRNN). OpenSTL has no validation set (``dataloader_vali =
+  None``: it selects checkpoints on the test persons). Here person 16 is held out of training
+  for validation (persons 1-15 train), so that no choice is made on the test set; the test set
+  stays exactly persons 17-25, every video and window of them, so test numbers are comparable
+  with OpenSTL's KTH table. The models see 15 of the 16 training persons: a slightly smaller
+  training set, stated in every record's ``split_rule``.
 - Windows: consecutive frames of one video; boxing, handclapping, handwaving and walking give
   non-overlapping windows, jogging and running a window every 3 frames, counted back from
   each video's last frame (OpenSTL ``DataProcess.load_data``). The same rule for all splits.
