@@ -36,8 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="subcommands:\n"
                "  run_bench.py report [--out FOLDER ...]     rebuild every table and plot from "
                "the stores below FOLDER (default: results)\n"
-               "  run_bench.py download mnist [--data-root DIR]   fetch and verify the MNIST "
-               "files\n"
+               "  run_bench.py download mnist|mfmnist [--data-root DIR]   fetch and verify the "
+               "MNIST (mnist) or\n"
+               "      Fashion-MNIST (mfmnist) files; 'download --help' names the page and the "
+               "layout of the others\n"
                "run 'run_bench.py report --help' or 'run_bench.py download --help' for their "
                "options",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -80,8 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "default: modernn when it is in the grid, else no comparison)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--out", default="results", help="results root (default: results)")
-    parser.add_argument("--data-root", help="folder with train-images-idx3-ubyte.gz and/or "
-                                            "mnist_test_seq.npy (default: embedded digits)")
+    parser.add_argument("--data-root", help="mmnist: folder with train-images-idx3-ubyte.gz "
+                                            "and/or mnist_test_seq.npy (default: embedded "
+                                            "digits); the standard datasets (mfmnist, taxibj, "
+                                            "kth, weatherbench, sevir): the folder holding "
+                                            "their published files (see 'download --help')")
     parser.add_argument("--cache-dir", default=".cache/datasets",
                         help="where generated evaluation sets are kept")
     parser.add_argument("--profile-only", action="store_true",

@@ -301,3 +301,20 @@ def test_smoke_run_through_the_cli_and_convlstm_fits_the_frames(root, tmp_path, 
 @pytest.mark.slow
 def test_smoke_run_trains_convlstm_on_taxibj(root, tmp_path):
     run_smoke("taxibj", root, tmp_path, ["convlstm", "persistence"])
+
+
+def test_download_help_lists_what_downloads_and_where_to_get_the_rest(capsys):
+    from bench import download
+    with pytest.raises(SystemExit):
+        download.main(["--help"])
+    text = capsys.readouterr().out
+    downloadable, manual = text.split("not downloadable")
+    assert "mnist " in downloadable and "mfmnist" in downloadable
+    assert "Fashion-MNIST" in downloadable
+    for name, where in (("taxibj", "download_taxibj.sh"), ("kth", "csc.kth.se"),
+                        ("weatherbench", "mediatum.ub.tum.de"), ("sevir", "s3://sevir")):
+        assert f"  {name} " in manual and where in manual, name
+    assert "kth40         reads kth's files" in manual
+    assert "sevir-128     reads sevir's files" in manual
+    assert download.main(["sevir-128"]) == 1
+    assert "s3://sevir" in capsys.readouterr().err
