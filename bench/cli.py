@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reference", metavar="NAME",
                         help="the model every other is compared with (it must be in --models; "
                              "default: modernn when it is in the grid, else no comparison)")
+    parser.add_argument("--lpips", action="store_true",
+                        help="also report LPIPS (AlexNet, as OpenSTL) on the test set: needs "
+                             "'pip install lpips' and AlexNet's weights in the torch hub cache "
+                             "(downloaded once if missing); when it cannot be computed the "
+                             "record says why and the run goes on. A cell tested with LPIPS is "
+                             "another cell (its own config hash)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--out", default="results", help="results root (default: results)")
     parser.add_argument("--data-root", help="mmnist: folder with train-images-idx3-ubyte.gz "
@@ -172,6 +178,7 @@ def make_request(args: argparse.Namespace) -> RunRequest:
         shard=parse_shard(args.shard) if args.shard is not None else None,
         budget=parse_budget(args.budget) if args.budget is not None else None,
         match=parse_match(args.match) if args.match is not None else None,
+        lpips=args.lpips,
     )
 
 

@@ -39,6 +39,17 @@ def units_note(records: list[dict]) -> str:
             f"{units['source']}.")
 
 
+def lpips_note(records: list[dict]) -> str:
+    """How LPIPS was computed, or why a run that asked for it (--lpips) has none."""
+    done = [r["metrics"]["lpips_info"] for r in records
+            if r.get("metrics") and r["metrics"].get("lpips_info")]
+    if done:
+        return f" {done[-1]['definition']}; lower is better."
+    missing = [r["metrics"]["lpips_unavailable"] for r in records
+               if r.get("metrics") and r["metrics"].get("lpips_unavailable")]
+    return f" LPIPS was asked for (--lpips) but not computed: {missing[-1]}." if missing else ""
+
+
 def comparison_note(reference: str | None, seeds_tested: bool) -> str:
     """How the comparison column was computed (empty without a reference)."""
     if reference is None:
@@ -96,7 +107,7 @@ def _write_training_report(folder: Path, records: list[dict], reference: str | N
     acc, cost = accuracy_frame(records, reference), cost_frame(records)
     setup = _setup(records)
     caption, data_line = _caption(records)
-    conventions = (CONVENTIONS + units_note(records)
+    conventions = (CONVENTIONS + units_note(records) + lpips_note(records)
                    + comparison_note(reference, bool(acc["p_seeds"].notna().any())))
 
     accuracy_md = accuracy_table(acc, reference=reference).to_markdown(index=False)

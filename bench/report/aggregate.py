@@ -14,6 +14,8 @@ ACCURACY = {  # metric -> (label, lower is better)
     "ssim": ("SSIM", False),
     "psnr": ("PSNR (dB)", False),
 }
+# Metrics that only some runs compute (``--lpips``): a column when any record has them.
+OPTIONAL = {"lpips": ("LPIPS", True)}
 # Metrics in the data's own units, for datasets whose records declare them
 # (``dataset_info.normalization.data_units``, e.g. K): key -> (label with {u} for the unit,
 # lower is better). Computed from the per-pixel metrics on [0, 1] and the unit's scale s.
@@ -45,6 +47,8 @@ def accuracy_frame(records: list[dict], reference: str | None = None) -> pd.Data
     ref_ok = _ok(groups.get(reference, [])) if reference else []
     ref_clips, ref_fixed = _per_clip_mse(ref_ok), is_deterministic(ref_ok)
     ref_seeds = {r["seed"]: r["metrics"]["headline"]["mse"] for r in ref_ok}
+    optional = [key for key in OPTIONAL
+                if any(key in r["metrics"]["headline"] for r in _ok(records))]
     rows = []
     for model, group in groups.items():
         ok = _ok(group)
@@ -52,6 +56,10 @@ def accuracy_frame(records: list[dict], reference: str | None = None) -> pd.Data
         row["status"] = "ok" if ok else f"failed: {group[-1].get('error')}"
         for key in ACCURACY:
             values = [r["metrics"]["headline"][key] for r in ok]
+            row[key] = float(np.mean(values)) if values else np.nan
+            row[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else np.nan
+        for key in optional:  # NaN for a model whose records lack it
+            values = [r["metrics"]["headline"][key] for r in ok if key in r["metrics"]["headline"]]
             row[key] = float(np.mean(values)) if values else np.nan
             row[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else np.nan
         in_units = [metrics_in_units(r) for r in ok]

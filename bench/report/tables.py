@@ -5,9 +5,9 @@ import math
 
 import pandas as pd
 
-from .aggregate import ACCURACY, COST, IN_UNITS
+from .aggregate import ACCURACY, COST, IN_UNITS, OPTIONAL
 
-DIGITS = {"mse": 2, "mse_per_pixel": 5, "mae": 1, "ssim": 4, "psnr": 2}
+DIGITS = {"mse": 2, "mse_per_pixel": 5, "mae": 1, "ssim": 4, "psnr": 2, "lpips": 4}
 
 
 def accuracy_table(acc: pd.DataFrame, latex: bool = False, reference: str | None = None
@@ -18,11 +18,14 @@ def accuracy_table(acc: pd.DataFrame, latex: bool = False, reference: str | None
     seeds, trained)."""
     out = pd.DataFrame({"model": acc["model"].map(lambda m: _text(m, latex))})
     ok = acc["status"] == "ok"
-    for key, (label, lower) in ACCURACY.items():
+    shown = {**ACCURACY, **{k: v for k, v in OPTIONAL.items() if k in acc}}
+    for key, (label, lower) in shown.items():
         best = _best(acc.loc[ok, key], lower)
         cells = []
         for _, row in acc.iterrows():
             cell = _mean_std(row[key], row[f"{key}_std"], DIGITS[key], latex)
+            if key in OPTIONAL and row["status"] == "ok" and pd.isna(row[key]):
+                cell = "n/a"  # this model's records were tested without it
             if row["status"] == "ok" and best is not None and row[key] == best:
                 cell = _bold(cell, latex)
             cells.append(cell)
