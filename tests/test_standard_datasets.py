@@ -133,6 +133,13 @@ def test_taxibj_validation_comes_from_training_with_a_gap_and_maps_minus_one_to_
     norm = data.describe()["normalization"]
     assert (norm["offset"], norm["scale"]) == ([-1.0], [2.0])
     assert data.describe()["storage"] == ["memory-mapped"]  # lazy: a memmap, not a read
+    # every training clip is one of samples 0-27: never a validation sample (36-39) nor one of
+    # the 8 before them, whose frames overlap the validation samples' in time
+    samples = (np.concatenate([x["X_train"], x["Y_train"]], axis=1) + 1) / 2
+    drawn = next(data.train_batches(batch_size=128, seed=0)).numpy()
+    ids = {int(np.flatnonzero(np.abs(samples - clip).max(axis=(1, 2, 3, 4)) < 1e-6)[0])
+           for clip in drawn}
+    assert ids == set(range(28))
     # whole flows once unscaled: ST-ResNet's units are declared, flow = x01 * 1292
     assert norm["data_units"]["unit"] == "taxis/30 min"
     assert (norm["data_units"]["scale"], norm["data_units"]["offset"]) == ([1292.0], [0.0])
@@ -172,7 +179,35 @@ def test_kth_splits_by_person_and_reads_videos_and_frame_folders(root, tmp_path)
     np.testing.assert_allclose(video[:, 0, 64, 64], [20, 24], atol=1)
     folder = train.read(rows["boxing"], 3, 4)  # image_0004.png of person 1: 10 + 3
     np.testing.assert_allclose(folder[0, 0, 64, 64], 13, atol=1e-4)
+    # windows are the resized 8-bit frames / 255 (OpenSTL's map)
+    _, start = (int(v) for v in data.val.windows[0])
+    np.testing.assert_allclose(data.val[0].numpy() * 255, val_src.read(0, start, start + 30),
+                               atol=1e-3)
     assert "data_units" not in data.describe()["normalization"]  # 8-bit pixels: [0, 1] only
+
+
+def counting_reads(monkeypatch, source_class):
+    """Counts the frames each ``source_class.read`` call returns (building should read none)."""
+    calls = []
+    original = source_class.read
+
+    def read(self, seq, start, stop):
+        calls.append(stop - start)
+        return original(self, seq, start, stop)
+
+    monkeypatch.setattr(source_class, "read", read)
+    return calls
+
+
+def test_kth_and_sevir_read_no_frame_until_a_window_is_asked_for(root, tmp_path, monkeypatch):
+    import datasets.sevir as sevir
+    kth_reads = counting_reads(monkeypatch, kth_module.KTHVideos)
+    sevir_reads = counting_reads(monkeypatch, sevir.SevirEvents)
+    kth, storms = build("kth", root, tmp_path), build("sevir", root, tmp_path)
+    assert kth_reads == [] and sevir_reads == []
+    assert not any(source._files for source in storms.test.store.sources)  # no file opened
+    kth.test[0], storms.test[0]
+    assert kth_reads == [30] and sevir_reads == [25]  # one window each, nothing more
 
 
 def build_windows(data):
