@@ -151,7 +151,7 @@ def test_titles_name_the_dataset_not_absolute_paths(tmp_path):
 
 
 # ------------------------------------------------------------------------------ data units
-def kelvin_record(model, seed, mse_per_pixel, mae_per_pixel, scale=100.0):
+def kelvin_record(model, seed, mse_per_pixel, mae_per_pixel, scale=100.0, unit="K"):
     """A WeatherBench-like record: 1 x 32 x 64 frames (2048 pixels), declared unit K."""
     row = record(model, seed, 1.0)
     pixels = 32 * 64
@@ -161,7 +161,7 @@ def kelvin_record(model, seed, mse_per_pixel, mae_per_pixel, scale=100.0):
         "name": "weatherbench", "source": "hand-written records", "channels": 1, "height": 32,
         "width": 64, "normalization": {
             "scale": [scale], "offset": [200.0], "units": "K",
-            "data_units": {"unit": "K", "scale": [scale], "offset": [200.0],
+            "data_units": {"unit": unit, "scale": [scale], "offset": [200.0],
                            "source": "the NetCDF variable's units"}}}
     return row
 
@@ -191,6 +191,18 @@ def test_metrics_in_data_units_beside_the_unit_range_ones(tmp_path):
     assert "RMSE (K)" in (tmp_path / "summary.tex").read_text()
     assert "MSE/pixel (K$^2$)" in (tmp_path / "summary.tex").read_text()
     print("\n" + summary.split("\n\n")[2])  # the rendered table, for the eye (pytest -s)
+
+
+def test_a_unit_of_several_words_is_squared_as_a_whole(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.append(kelvin_record("modernn", 0, 1e-4, 0.01, scale=1292.0, unit="taxis/30 min"))
+    write_report(tmp_path)
+    header = next(line for line in (tmp_path / "summary.md").read_text().splitlines()
+                  if line.startswith("| model"))
+    assert "MSE/pixel ((taxis/30 min)²)" in header and "RMSE (taxis/30 min)" in header
+    row = next(line for line in (tmp_path / "summary.md").read_text().splitlines()
+               if line.startswith("| modernn"))
+    assert "12.92" in row  # RMSE: sqrt(1e-4) * 1292 taxis per 30 minutes
 
 
 def test_a_dataset_without_units_has_no_such_columns(store, tmp_path):

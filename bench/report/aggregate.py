@@ -17,10 +17,10 @@ ACCURACY = {  # metric -> (label, lower is better)
 # Metrics that only some runs compute (``--lpips``): a column when any record has them.
 OPTIONAL = {"lpips": ("LPIPS", True)}
 # Metrics in the data's own units, for datasets whose records declare them
-# (``dataset_info.normalization.data_units``, e.g. K): key -> (label with {u} for the unit,
-# lower is better). Computed from the per-pixel metrics on [0, 1] and the unit's scale s.
+# (``dataset_info.normalization.data_units``, e.g. K): key -> (label with {u} for the unit and
+# {u2} for its square, lower is better). Computed from the per-pixel metrics on [0, 1] and the unit's scale s.
 IN_UNITS = {
-    "mse_units": ("MSE/pixel ({u}²)", True),  # MSE/pixel * s^2
+    "mse_units": ("MSE/pixel ({u2})", True),  # MSE/pixel * s^2
     "rmse_units": ("RMSE ({u})", True),  # sqrt(MSE/pixel) * s: over every test pixel
     "mae_units": ("MAE/pixel ({u})", True),  # MAE / (C*H*W) * s
 }

@@ -35,7 +35,7 @@ def accuracy_table(acc: pd.DataFrame, latex: bool = False, reference: str | None
         for key, (label, lower) in IN_UNITS.items():
             best = _best(acc.loc[ok, key], lower)
             digits = _decimals(acc[key])
-            label = label.format(u=unit)
+            label = label.format(u=unit, u2=f"{unit}²" if unit.isalnum() else f"({unit})²")
             if latex:
                 label = _text(label, True).replace("²", "$^2$")
             out[label] = [
