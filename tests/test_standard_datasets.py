@@ -353,3 +353,25 @@ def test_download_help_lists_what_downloads_and_where_to_get_the_rest(capsys):
     assert "sevir-128     reads sevir's files" in manual
     assert download.main(["sevir-128"]) == 1
     assert "s3://sevir" in capsys.readouterr().err
+
+
+def bilinear_half_pixel(image, out_h, out_w):
+    """cv2.resize(float image, (out_w, out_h)) with INTER_LINEAR, written out: source coordinate
+    (i + 0.5) * in / out - 0.5, clamped at the edges, no antialiasing."""
+    def taps(n_out, n_in):
+        src = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, None)
+        low = np.minimum(np.floor(src).astype(int), n_in - 1)
+        return low, np.minimum(low + 1, n_in - 1), src - low
+    y0, y1, fy = taps(out_h, image.shape[0])
+    x0, x1, fx = taps(out_w, image.shape[1])
+    rows = image[y0] * (1 - fy)[:, None] + image[y1] * fy[:, None]
+    return rows[:, x0] * (1 - fx) + rows[:, x1] * fx
+
+
+def test_kth_frames_are_resized_as_openstl_resizes_them():
+    # OpenSTL: cv2.resize(np.float32(frame), (128, 128)); KTH frames are 160 x 120
+    frames = np.random.default_rng(3).integers(0, 256, (2, 120, 160)).astype(np.float32)
+    resized = kth_module._resize(frames)
+    assert resized.shape == (2, 128, 128) and resized.dtype == np.float32
+    for frame, out in zip(frames, resized, strict=True):
+        np.testing.assert_allclose(out, bilinear_half_pixel(frame, 128, 128), atol=1e-3)
