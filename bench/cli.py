@@ -36,8 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="subcommands:\n"
                "  run_bench.py report [--out FOLDER ...]     rebuild every table and plot from "
                "the stores below FOLDER (default: results)\n"
-               "  run_bench.py download mnist [--data-root DIR]   fetch and verify the MNIST "
-               "files\n"
+               "  run_bench.py download mnist|mfmnist [--data-root DIR]   fetch and verify the "
+               "MNIST (mnist) or\n"
+               "      Fashion-MNIST (mfmnist) files; 'download --help' names the page and the "
+               "layout of the others\n"
                "  run_bench.py evaluate --models convlstm --from-dataset mmnist --dataset mmnist3\n"
                "      test finished cells' best checkpoints on another dataset or preset (here "
                "trained on 2 digits,\n      tested on 3); records of mode 'evaluate' in the test "
@@ -82,10 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reference", metavar="NAME",
                         help="the model every other is compared with (it must be in --models; "
                              "default: modernn when it is in the grid, else no comparison)")
+    parser.add_argument("--lpips", action="store_true",
+                        help="also report LPIPS (AlexNet, as OpenSTL) on the test set: needs "
+                             "'pip install lpips' and AlexNet's weights in the torch hub cache "
+                             "(downloaded once if missing); when it cannot be computed the "
+                             "record says why and the run goes on. A cell tested with LPIPS is "
+                             "another cell (its own config hash)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--out", default="results", help="results root (default: results)")
-    parser.add_argument("--data-root", help="folder with train-images-idx3-ubyte.gz and/or "
-                                            "mnist_test_seq.npy (default: embedded digits)")
+    parser.add_argument("--data-root", help="mmnist: folder with train-images-idx3-ubyte.gz "
+                                            "and/or mnist_test_seq.npy (default: embedded "
+                                            "digits); the standard datasets (mfmnist, taxibj, "
+                                            "kth, weatherbench, sevir): the folder holding "
+                                            "their published files (see 'download --help')")
     parser.add_argument("--cache-dir", default=".cache/datasets",
                         help="where generated evaluation sets are kept")
     parser.add_argument("--profile-only", action="store_true",
@@ -169,6 +180,7 @@ def make_request(args: argparse.Namespace) -> RunRequest:
         shard=parse_shard(args.shard) if args.shard is not None else None,
         budget=parse_budget(args.budget) if args.budget is not None else None,
         match=parse_match(args.match) if args.match is not None else None,
+        lpips=args.lpips,
     )
 
 

@@ -1,5 +1,8 @@
 """``python run_bench.py download mnist|mfmnist [--data-root DIR]``: fetch and verify source files.
 
+For the datasets without a stable public URL (taxibj, kth, weatherbench, sevir, and kth40 /
+sevir-128 which read the same files) it names the page to get them from and the layout.
+
 Each file is downloaded into ``<name>.part`` (resumed with an HTTP Range request when a partial
 file is there), its checksum verified, its format checked, and only then moved into place.
 Standard library only (urllib).
@@ -21,6 +24,7 @@ import hashlib
 import http.client
 import os
 import sys
+import textwrap
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -65,13 +69,35 @@ DATASETS: dict[str, list[RemoteFile]] = {
 SUBFOLDER = {"mfmnist": "moving_fmnist"}
 
 
+WHAT = {"mnist": "MNIST training digits and the Moving MNIST test file (mnist_test_seq.npy)",
+        "mfmnist": "Fashion-MNIST training and t10k images, into DIR/moving_fmnist"}
+SAME_FILES = {"kth40": "kth", "sevir-128": "sevir"}  # datasets that read another's files
+
+
 def manual_datasets() -> dict[str, str]:
     """Datasets whose publishers serve no stable public URL for a plain download: the page to
     get them from and the folder layout expected under --data-root."""
     from datasets import kth, sevir, taxibj, weatherbench
-    return {name: f"get them from {module.GET_FROM}; expected layout: {module.LAYOUT}"
-            for name, module in (("taxibj", taxibj), ("kth", kth), ("weatherbench", weatherbench),
-                                 ("sevir", sevir))}
+    manual = {name: f"get them from {module.GET_FROM}; expected layout: {module.LAYOUT}"
+              for name, module in (("taxibj", taxibj), ("kth", kth),
+                                   ("weatherbench", weatherbench), ("sevir", sevir))}
+    for name, source in SAME_FILES.items():
+        manual[name] = f"it reads {source}'s files: {manual[source]}"
+    return manual
+
+
+def help_epilog(manual: dict[str, str]) -> str:
+    """What can be downloaded, and where to get the rest."""
+    lines = ["downloaded and verified (checksums, format):"]
+    lines += [f"  {name:<13} {WHAT[name]}" for name in DATASETS]
+    lines += ["", "not downloadable (no stable public URL for a plain download): get the files",
+              "from the page named, into the layout named, then pass DIR as --data-root:"]
+    for name, text in manual.items():
+        if name in SAME_FILES:
+            text = f"reads {SAME_FILES[name]}'s files (above)"
+        lines += textwrap.wrap(text, width=96, initial_indent=f"  {name:<13} ",
+                               subsequent_indent=" " * 16, break_on_hyphens=False)
+    return "\n".join(lines)
 
 
 class DownloadError(RuntimeError):
@@ -173,9 +199,11 @@ def download(dataset: str, folder: str | Path, base_url: str | None = None,
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="run_bench.py download",
-                                     description="Download and verify a dataset's files.")
     manual = manual_datasets()
+    parser = argparse.ArgumentParser(prog="run_bench.py download",
+                                     description="Download and verify a dataset's files.",
+                                     epilog=help_epilog(manual),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", choices=[*DATASETS, *manual])
     parser.add_argument("--data-root", default=None,
                         help="where the files go (default: data/mnist for mnist, data for the "

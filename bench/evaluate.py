@@ -27,6 +27,7 @@ def evaluate(
     amp: str = "none",
     keep_examples: int = 0,
     per_clip: bool = False,
+    extra_metrics: dict | None = None,
 ) -> dict:
     """Per-frame metrics over ``clips``; the model sees only the first ``in_len`` frames.
 
@@ -35,7 +36,8 @@ def evaluate(
     where examples (uint8 input, target and prediction of the first clips) is present when
     ``keep_examples`` > 0, and per_clip (``{metric: [one value per clip, in clip order]}`` for
     the metrics of ``PER_CLIP``, each the mean over the clip's predicted frames, so the mean over
-    clips is the headline value) when ``per_clip``.
+    clips is the headline value) when ``per_clip``. ``extra_metrics`` (``{name: fn(pred, target)
+    -> [B, T]}``, e.g. LPIPS) add per-frame metrics to ``per_frame`` and ``headline``.
 
     Under torch.distributed each rank evaluates its own contiguous shard of ``clips`` and the
     metrics are all-reduced (the same numbers as one process); examples come from rank 0's
@@ -43,7 +45,7 @@ def evaluate(
     order. Pass the unwrapped model, not a DDP wrapper.
     """
     model.eval()
-    metrics = PerFrameMetrics(clip=True)
+    metrics = PerFrameMetrics(clip=True, extra=extra_metrics)
     examples, clip_values = [], []
     part = distributed.shard(clips)
     if len(part) == 0 and len(clips) > 0:  # more ranks than clips: add nothing, but take part

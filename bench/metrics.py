@@ -150,8 +150,11 @@ class PerFrameMetrics:
     every rank must then have called ``update`` at least once.
     """
 
-    def __init__(self, clip: bool = True) -> None:
+    def __init__(self, clip: bool = True, extra: dict | None = None) -> None:
+        """``extra``: more per-frame metrics, ``{name: fn(pred, target) -> [B, T]}``, given the
+        raw predictions (each clips as its definition says; e.g. LPIPS, bench.lpips_metric)."""
         self.clip = clip
+        self.extra = dict(extra or {})
         self.reset()
 
     def reset(self) -> None:
@@ -162,6 +165,8 @@ class PerFrameMetrics:
         """Adds the batch; returns its per-frame values ``{name: [B, T]}`` (e.g. for per-clip
         statistics)."""
         values = frame_metrics(pred, target, clip=self.clip)
+        for name, fn in self.extra.items():
+            values[name] = fn(pred, target).to(device=pred.device, dtype=values["mse"].dtype)
         if self._sums is None:
             self._sums = {k: v.sum(dim=0) for k, v in values.items()}
             self._count = torch.zeros((), dtype=values["mse"].dtype, device=pred.device)

@@ -18,7 +18,7 @@ import torch
 import models
 from datasets import build_dataset
 
-from . import distributed
+from . import distributed, lpips_metric
 from .acceleration import configure_device, precision_label
 from .budget import Budget, plan_budget
 from .config import OPERATIONAL_OPTIONS, DataConfig, Preset, config_hash
@@ -52,6 +52,7 @@ class RunRequest:
     budget: Budget | None = None  # train every model until this budget is spent (bench.budget)
     match: MatchTarget | None = None  # scale every model's width to this size (bench.match)
     reference: str | None = None  # the model the report compares every other with
+    lpips: bool = False  # also compute LPIPS (AlexNet) on the test set when it can (bench.lpips_metric)
 
 
 def load_data(data: DataConfig, data_root: str | None, cache_dir: str):
@@ -135,12 +136,14 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
             for line in estimate_lines(estimates, pending[0]["device_name"],
                                        max(rates) if rates else None):
                 log(line)
+    lpips = _load_lpips(data, log) if request.lpips and not request.profile_only and pending \
+        else None
     new_records = []
     for record in pending:
         name, seed = record["model"], record["seed"]
         log(f"== {name} (seed {seed}, preset {request.preset.name}, {data.name})")
         try:
-            record.update(_run_cell(record, request, data, folder, costs, log))
+            record.update(_run_cell(record, request, data, folder, costs, log, lpips))
         except KeyboardInterrupt as stop:
             where = str(stop) if isinstance(stop, Interrupted) else f"{name} seed {seed} stopped"
             raise GridInterrupted(f"interrupted: {where}; nothing was recorded for it. Run the same "
@@ -210,6 +213,8 @@ def _base_record(name: str, seed: int, request: RunRequest, data,
     # is what it always was.
     if request.budget is not None:
         config["budget"] = request.budget.as_dict()
+    if request.lpips:  # a cell tested with LPIPS is another cell than one tested without
+        config["eval"] = {"lpips": True}
     if matched is not None:
         config["match"] = request.match.as_dict()
         if matched["scalable"]:
@@ -312,7 +317,18 @@ def _write_json(path: Path, content: dict) -> None:
     os.replace(tmp, path)
 
 
-def _run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict, log) -> dict:
+def _load_lpips(data, log) -> tuple:
+    """(network or None, note for the records): rank 0 first (it may download AlexNet's weights
+    into the torch hub cache), then the other ranks from that cache."""
+    network, note = distributed.main_first(lambda: lpips_metric.load(
+        data.channels, data.height, data.width, download=distributed.is_main()))
+    log(f"LPIPS: {note['definition']}" if network is not None
+        else f"LPIPS not computed: {note['unavailable']}")
+    return network, note
+
+
+def _run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict, log,
+              lpips: tuple | None = None) -> dict:
     name, seed = record["model"], record["seed"]
     started = time.perf_counter()
     cell = {"status": "ok", "error": None, "metrics": None, "train": None, "failed_step": None}
@@ -326,7 +342,7 @@ def _run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict
             np.random.seed(seed)
             model = models.create_model(name, **record["config"]["model"])
             cell.update(_train_and_test(name, seed, model, request, data, folder,
-                                        record["config_hash"], log, cost))
+                                        record["config_hash"], log, cost, lpips))
     except Exception as error:  # one model's failure is recorded; the grid goes on
         kind = "out of memory: " if is_out_of_memory(error) else ""
         cell.update(status="failed", error=f"{kind}{type(error).__name__}: {error}",
@@ -351,7 +367,7 @@ def checkpoint_dir(folder: Path, name: str, seed: int, tag: str) -> Path:
 
 
 def _train_and_test(name, seed, model, request: RunRequest, data, folder: Path, tag: str,
-                    log=print, cost: dict | None = None) -> dict:
+                    log=print, cost: dict | None = None, lpips: tuple | None = None) -> dict:
     cfg, device = request.preset.train, request.device
     training = None
     safe_component(name, "model name")
@@ -370,8 +386,13 @@ def _train_and_test(name, seed, model, request: RunRequest, data, folder: Path, 
                           data_parallel=True, budget=plan)
         training = dataclasses.asdict(trainer.fit(progress=request.progress))
     model.to(device)
+    network, lpips_note = lpips or (None, None)
+    extra = {"lpips": lpips_metric.metric(network)} if network is not None else None
     result = evaluate(model, data.test, data.in_len, data.out_len, device, cfg.eval_batch_size,
-                      cfg.amp, keep_examples=EXAMPLE_CLIPS, per_clip=True)
+                      cfg.amp, keep_examples=EXAMPLE_CLIPS, per_clip=True, extra_metrics=extra)
+    if lpips_note is not None:  # asked for: how it was computed, or why it was not
+        result["lpips_unavailable" if network is None else "lpips_info"] = \
+            lpips_note.get("unavailable", lpips_note)
     if not all(math.isfinite(v) for v in result["headline"].values()
                if isinstance(v, (int, float))):
         raise DivergedError(f"non-finite test metrics {result['headline']}")

@@ -7,12 +7,17 @@ Facts and their sources:
   scenarios; KTH's page, www.csc.kth.se/cvap/actions/), 160 x 120 grayscale at 25 fps. Or, as
   PredRNN / OpenSTL read them, folders of extracted frames ``<action>/personNN_<action>_dN
   [_uncomp]/image_NNNN.png|jpg`` (OpenSTL ``dataloader_kth.py``).
-- Frames: first channel, resized to 128 x 128 (bilinear, as ``cv2.resize``), / 255
+- Frames: first channel, resized to 128 x 128 (bilinear as ``cv2.resize``: half-pixel
+  centres, no antialiasing), / 255
   (OpenSTL ``dataloader_kth.py``); 10 -> 20 frames (OpenSTL configs ``kth``), 10 -> 40 for
   ``kth40``.
 - Split: persons 1-16 train, 17-25 test (``train_person`` / ``test_person`` in OpenSTL
-  ``dataloader_kth.py``, from PredRNN). OpenSTL has no validation set; here person 16 is held
-  out of training for validation (persons 1-15 train).
+  ``dataloader_kth.py``, from PredRNN). OpenSTL has no validation set (``dataloader_vali =
+  None``: it selects checkpoints on the test persons). Here person 16 is held out of training
+  for validation (persons 1-15 train), so that no choice is made on the test set; the test set
+  stays exactly persons 17-25, every video and window of them, so test numbers are comparable
+  with OpenSTL's KTH table. The models see 15 of the 16 training persons: a slightly smaller
+  training set, stated in every record's ``split_rule``.
 - Windows: consecutive frames of one video; boxing, handclapping, handwaving and walking give
   non-overlapping windows, jogging and running a window every 3 frames, counted back from
   each video's last frame (OpenSTL ``DataProcess.load_data``). The same rule for all splits.
@@ -26,6 +31,8 @@ import re
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from .registry import register_dataset
@@ -70,16 +77,23 @@ class KTHVideos:
             frames = _video_frames(item, start, stop)
         else:
             frames = [_first_channel(np.asarray(Image.open(p))) for p in _images(item)[start:stop]]
-        return np.stack([_resize(f) for f in frames])[:, None]
+        return _resize(np.stack(frames))[:, None]
 
 
 def _first_channel(frame: np.ndarray) -> np.ndarray:
     return frame[..., 0] if frame.ndim == 3 else frame
 
 
-def _resize(frame: np.ndarray) -> np.ndarray:
-    image = Image.fromarray(frame.astype(np.float32), mode="F")
-    return np.asarray(image.resize((SIZE, SIZE), Image.BILINEAR), dtype=np.float32)
+def _resize(frames: np.ndarray) -> np.ndarray:
+    """``[T, h, w]`` -> float32 ``[T, 128, 128]`` as OpenSTL's ``cv2.resize(np.float32(frame),
+    (128, 128))``: bilinear with half-pixel centres and no antialiasing (cv2's INTER_LINEAR),
+    which ``torch``'s ``interpolate(mode="bilinear", align_corners=False)`` computes too.
+    (Pillow's bilinear resize antialiases when it shrinks, as KTH's 160-pixel width is, and
+    would blur the frames that published numbers were measured on.)"""
+    x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))[:, None]
+    out = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False,
+                        antialias=False)
+    return out[:, 0].numpy()
 
 
 def _images(folder: Path) -> list[Path]:

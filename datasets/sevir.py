@@ -9,12 +9,20 @@ Facts and their sources:
   here as ``DATA_ROOT/sevir/CATALOG.csv`` and ``DATA_ROOT/sevir/data/...``).
 - Frames: 13 in, 12 out (25-frame windows), windows every 12 frames of an event ("sequent"
   sampling, ``seq_len=25``, ``stride=12``: Earthformer's SEVIR loader, which PredBench uses).
-- Split by event date (``time_utc``): train before 2019-01-01, validation 2019-01-01 to
-  2019-06-01, test from 2019-06-01 (Earthformer ``SEVIR_TRAIN_VAL_SPLIT_DATE``,
-  ``SEVIR_TRAIN_TEST_SPLIT_DATE``; PredBench's SEVIR split).
+- Split by event date (``time_utc``), with Earthformer's bounds (``start_date`` exclusive,
+  ``end_date`` inclusive in ``SEVIRDataLoader``; split dates ``train_val_split_date`` (2019, 1, 1)
+  and ``train_test_split_date`` (2019, 6, 1) of ``SEVIRLightningDataModule``): train
+  ``time_utc <= 2019-01-01``, validation ``2019-01-01 < time_utc <= 2019-06-01``, test
+  ``time_utc > 2019-06-01``. PredBench's SEVIR split is Earthformer's.
+- Events kept as Earthformer's loader keeps them: its default ``catalog_filter`` keeps only
+  catalog rows with ``pct_missing == 0`` (applied when the catalog has that column, as SEVIR's
+  does; the record says whether it was), and an event id with more than one vil row is dropped
+  (``_compute_samples``: "repeated IDs ... a bug in SEVIR").
 - Normalisation: VIL / 255, offset 0 (Earthformer ``PREPROCESS_SCALE_SEVIR['vil'] = 1/255``,
   ``PREPROCESS_OFFSET_SEVIR['vil'] = 0``). The units are SEVIR's stored 0-255 VIL levels (a
-  nonlinear encoding of kg/m^2).
+  nonlinear encoding of kg/m^2), the scale on which Earthformer's CSI thresholds (16, 74, 133,
+  160, 181, 219) are set; ``normalization.data_units`` declares them, so the report shows RMSE
+  and MAE in VIL levels beside the [0, 1] metrics.
 - ``sevir-128``: frames average-pooled 3 x 3 to 128 x 128, as Earthformer downsamples SEVIR
   (``avg_pool2d``); same events, split and windows. A CPU-sized variant, not a published table.
 - Reading: h5py slices of one event's frames at a time; the catalog is read with pandas.
@@ -29,6 +37,7 @@ import numpy as np
 from .registry import register_dataset
 from .standard_common import (
     MissingDataError,
+    data_units,
     listing,
     need_data_root,
     normalization_record,
@@ -37,6 +46,7 @@ from .standard_common import (
 )
 
 IN_LEN, OUT_LEN, STRIDE = 13, 12, 12
+VIL_UNIT = "VIL level"
 TRAIN_VAL_DATE, TRAIN_TEST_DATE = "2019-01-01", "2019-06-01"
 LAYOUT = "DIR/sevir/CATALOG.csv and DIR/sevir/data/vil/YYYY/SEVIR_VIL_*.h5"
 GET_FROM = ("the AWS open data bucket s3://sevir (registry.opendata.aws/sevir): aws s3 cp "
@@ -73,6 +83,26 @@ class SevirEvents:
         return frames[:, None]
 
 
+def _keep_complete_events(vil):
+    """Earthformer's event filters: rows with ``pct_missing == 0`` (when the catalog has the
+    column), then no event id with more than one vil row. Returns the rows kept and a note."""
+    before = len(vil)
+    if "pct_missing" in vil.columns:
+        vil = vil[vil["pct_missing"] == 0]
+        missing = f"pct_missing == 0 kept {len(vil)} of {before} vil rows"
+    else:
+        missing = "the catalog has no pct_missing column: no rows dropped for missing data"
+    repeated = vil["id"].duplicated(keep=False) if "id" in vil.columns else None
+    if repeated is None:
+        ids = "the catalog has no id column: repeated events not checked"
+    else:
+        ids = f"{int(repeated.sum())} rows of event ids listed more than once dropped"
+        vil = vil[~repeated]
+    if vil.empty:
+        raise MissingDataError(f"no vil event left after Earthformer's filters ({missing}; {ids})")
+    return vil, f"{missing}; {ids} (Earthformer SEVIRDataLoader)"
+
+
 def sevir_dataset(name: str, pool: int, data_root, n_val, n_test):
     import pandas as pd
 
@@ -88,6 +118,7 @@ def sevir_dataset(name: str, pool: int, data_root, n_val, n_test):
     vil = vil.sort_values(["time", "file_name", "file_index"])
     if vil.empty:
         raise MissingDataError(f"dataset {name!r}: {catalog_path} lists no vil events")
+    vil, kept = _keep_complete_events(vil)
     paths = sorted({root / "data" / f for f in vil["file_name"]})
     for path in paths:
         require(path, name, LAYOUT, GET_FROM)
@@ -95,9 +126,9 @@ def sevir_dataset(name: str, pool: int, data_root, n_val, n_test):
         if "vil" not in f:
             raise ValueError(f"{paths[0]}: no dataset 'vil'; it holds {list(f)}")
         _, h, w, frame_count = f["vil"].shape
-    splits = {"train": vil["time"] < TRAIN_VAL_DATE,
-              "val": (vil["time"] >= TRAIN_VAL_DATE) & (vil["time"] < TRAIN_TEST_DATE),
-              "test": vil["time"] >= TRAIN_TEST_DATE}
+    splits = {"train": vil["time"] <= TRAIN_VAL_DATE,
+              "val": (vil["time"] > TRAIN_VAL_DATE) & (vil["time"] <= TRAIN_TEST_DATE),
+              "test": vil["time"] > TRAIN_TEST_DATE}
     seq_len = IN_LEN + OUT_LEN
     starts = np.arange(0, frame_count - seq_len + 1, STRIDE)
     sources, windows, first_id, event_ids = [], {}, 0, {}
@@ -117,11 +148,14 @@ def sevir_dataset(name: str, pool: int, data_root, n_val, n_test):
         first_id += len(events)
     normalization = normalization_record(
         0.0, 255.0, "fixed: VIL / 255", units="SEVIR VIL level (uint8 0-255, nonlinear in kg/m^2)",
-        source="Earthformer SEVIR loader: PREPROCESS_SCALE_SEVIR vil 1/255, offset 0")
+        source="Earthformer SEVIR loader: PREPROCESS_SCALE_SEVIR vil 1/255, offset 0",
+        physical=data_units(VIL_UNIT, 255.0, 0.0, source="SEVIR's stored uint8 VIL levels, "
+                                                         "the scale of its CSI thresholds"))
     details = {
         "publisher_layout": LAYOUT,
-        "split_rule": f"by event date (time_utc): train < {TRAIN_VAL_DATE} <= val < "
-                      f"{TRAIN_TEST_DATE} <= test",
+        "split_rule": f"by event date (time_utc): train <= {TRAIN_VAL_DATE} < val <= "
+                      f"{TRAIN_TEST_DATE} < test (Earthformer's bounds)",
+        "event_filter": kept,
         "splits": event_ids,
         "window_rule": f"{seq_len} frames from each event, every {STRIDE} frames",
         "downsampling": f"{pool}x{pool} average pooling" if pool > 1 else "none",

@@ -6,6 +6,9 @@
   split, mapped to [0, 1] by ``x01 = (x - offset) / scale`` (the own-data convention of
   :mod:`datasets.sequence_files`, so ``normalization.scale`` / ``offset`` convert metrics back
   to the data's units).
+- :func:`data_units`: where a dataset's values have physical units that published tables use
+  (traffic flow, Kelvin, VIL), the unit and the map from [0, 1] to them; the report shows
+  RMSE, MSE and MAE in those units beside the [0, 1] metrics (bench.report.aggregate).
 - :func:`listing`: a digest of many source files by name and size (hashing every video or
   year of a large dataset on each run would take minutes; single files are hashed in full).
 """
@@ -59,8 +62,22 @@ def cap_windows(windows: np.ndarray, cap: int | None) -> np.ndarray:
     return windows
 
 
-def normalization_record(offset, scale, rule: str, units: str, source: str, **more) -> dict:
+def data_units(unit: str, scale, offset, source: str) -> dict:
+    """The unit of a dataset's values as published (short: it heads report columns, e.g.
+    "RMSE (K)") and the map from [0, 1]: ``x = x01 * scale + offset`` (per channel when the
+    lists have C entries). Declared only where the data have physical units that published
+    tables report (not for 8-bit pixels, whose [0, 1] metrics are what the field reports)."""
+    return {"unit": unit, "scale": [float(v) for v in np.atleast_1d(scale)],
+            "offset": [float(v) for v in np.atleast_1d(offset)], "source": source}
+
+
+def normalization_record(offset, scale, rule: str, units: str, source: str,
+                         physical: dict | None = None, **more) -> dict:
+    """``physical``: a :func:`data_units` entry, stored as ``data_units``; none for datasets
+    without physical units."""
     offset, scale = np.atleast_1d(offset).astype(float), np.atleast_1d(scale).astype(float)
+    if physical is not None:
+        more["data_units"] = physical
     return {
         "mode": "fixed" if "fixed" in rule else "minmax", "rule": rule, "source": source,
         "per_channel": len(scale) > 1, "units": units,

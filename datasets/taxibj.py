@@ -8,8 +8,16 @@ Facts and their sources:
   and 4 output frames (OpenSTL asserts ``X.shape[1] == pre_seq_length`` with 4 -> 4 in its
   TaxiBJ configs).
 - Values: in [-1, 1] as stored (ST-ResNet's min-max scaling); OpenSTL maps them with
-  ``(x + 1) / 2``, here ``offset = -1``, ``scale = 2`` (the same map), so metrics in the file's
-  units are ``MSE * 4`` etc. The flow maximum behind the [-1, 1] scaling is not in the file.
+  ``(x + 1) / 2``, here ``offset = -1``, ``scale = 2`` (the same map). OpenSTL's TaxiBJ table
+  reports metrics on that [0, 1] scale (its loader sets mean 0, std 1).
+- Units: inflow and outflow count the taxis entering and leaving a grid cell in a 30-minute
+  interval (ST-ResNet). ST-ResNet scaled them with ``MinMaxNormalization`` (min and max of the
+  flows, to [-1, 1]); the min is 0 and the max 1292 (the largest flow of the four
+  ``BJ13``-``BJ16`` ``InOut`` files, found in BJ14). The npz does not store them, so the reader
+  checks them on the file: when ``(x + 1) / 2 * 1292`` of its first samples are whole numbers
+  (flows are counts), ``normalization.data_units`` declares ``taxis/30 min`` with
+  ``flow = x01 * 1292`` and the report shows RMSE and MAE in taxis per 30 minutes (ST-ResNet's
+  unit); otherwise no unit is declared and ``details.flow_units`` says why.
 - Split: train / test as in the file. OpenSTL validates on the test set; here validation is
   the last 10% of the training samples (in file order, which is time order), and the
   ``in + out`` samples just before it are left out of training so that no validation frame
@@ -25,7 +33,13 @@ import numpy as np
 
 from .file_readers import _npz_memmap, _npz_names
 from .registry import register_dataset
-from .standard_common import need_data_root, normalization_record, require, windowed_data
+from .standard_common import (
+    data_units,
+    need_data_root,
+    normalization_record,
+    require,
+    windowed_data,
+)
 
 IN_LEN, OUT_LEN = 4, 4
 VAL_FRACTION = 0.1
@@ -33,6 +47,9 @@ KEYS = ("X_train", "Y_train", "X_test", "Y_test")
 GET_FROM = ("OpenSTL's TaxiBJ download (github.com/chengtan9907/OpenSTL, docs: "
             "'Prepare datasets', tools/prepare_data/download_taxibj.sh)")
 LAYOUT = "DIR/taxibj/dataset.npz with X_train, Y_train, X_test, Y_test"
+FLOW_MIN, FLOW_MAX = 0.0, 1292.0  # ST-ResNet's min-max scaling of the TaxiBJ flows
+FLOW_UNIT = "taxis/30 min"
+FLOW_CHECK_SAMPLES = 4  # samples whose values must be whole flows once unscaled
 
 
 class TaxiBJPart:
@@ -58,6 +75,24 @@ class TaxiBJPart:
     def read(self, seq: int, start: int, stop: int) -> np.ndarray:
         frames = np.concatenate([self.x[seq], self.y[seq]])
         return frames[start:stop]
+
+
+def flow_units(part: TaxiBJPart) -> tuple[dict | None, str]:
+    """The flow units if the file's values are whole flows scaled by ST-ResNet's min-max."""
+    sample = np.asarray(part.x[:FLOW_CHECK_SAMPLES], np.float64)
+    flows = (sample + 1) / 2 * (FLOW_MAX - FLOW_MIN) + FLOW_MIN
+    worst = float(np.abs(flows - np.round(flows)).max())
+    if worst > 1e-3:  # float32 storage leaves at most ~4e-5
+        return None, (f"not declared: (x + 1) / 2 * {FLOW_MAX:g} of the first "
+                      f"{len(sample)} training samples is not a whole number of taxis (off by up "
+                      f"to {worst:.3g}), so the file is not ST-ResNet's scaling of the flows")
+    units = data_units(
+        FLOW_UNIT, FLOW_MAX - FLOW_MIN, FLOW_MIN,
+        source=f"ST-ResNet's min-max scaling of TaxiBJ (min {FLOW_MIN:g}, max {FLOW_MAX:g}: the "
+               "largest flow of the BJ13-BJ16 InOut files); flows = x01 * "
+               f"{FLOW_MAX - FLOW_MIN:g}, checked on the file: whole numbers of taxis")
+    return units, (f"declared: the first {len(sample)} training samples unscale to whole "
+                   f"numbers of taxis (within {worst:.1g})")
 
 
 def _array(path: Path, key: str) -> np.ndarray:
@@ -94,13 +129,14 @@ def taxibj(data_root: str | None = None, n_val: int | None = None, n_test: int |
     ids = {"train": np.arange(n_train), "val": np.arange(n - n_val_samples, n),
            "test": len(train) + np.arange(len(test))}  # global ids: train part, then test part
     windows = {k: np.stack([v, np.zeros_like(v)], axis=1).astype(np.int64) for k, v in ids.items()}
+    physical, flow_note = flow_units(train)
     normalization = normalization_record(
         -1.0, 2.0, "fixed: [-1, 1] -> [0, 1], x01 = (x + 1) / 2",
         units="the file's [-1, 1] values (ST-ResNet min-max scaled crowd flow)",
-        source="OpenSTL dataloader_taxibj.py: (X + 1) / 2")
+        source="OpenSTL dataloader_taxibj.py: (X + 1) / 2", physical=physical)
     details = {
         "publisher_layout": LAYOUT, "storage": sorted({train.storage, test.storage}),
-        "dtype": str(train.dtype),
+        "dtype": str(train.dtype), "flow_units": flow_note,
         "split_rule": (f"train/test as in the file ({n} / {len(test)} samples); validation: "
                        f"the last {n_val_samples} training samples, the {gap} before them "
                        "unused, so no validation frame is in a training window"),

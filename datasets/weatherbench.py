@@ -8,14 +8,24 @@ Facts and their sources:
   ``weather_5_625deg/`` or ``weather/`` (``dataloader_weather.py``); here
   ``DATA_ROOT/weatherbench/2m_temperature/`` first, then those two.
 - Frames: 12 hourly frames in, the next 12 out (``idx_in`` -11..0, ``idx_out`` 1..12,
-  ``step=1`` in OpenSTL ``dataloader_weather.py``); every such window of consecutive hours
-  inside a split's years (stride 1), for training and evaluation.
+  ``step=1`` in OpenSTL ``dataloader_weather.py``). OpenSTL drops each split's last hour
+  (``isel(time=slice(None, -1, step))``) and takes every window whose targets end before that
+  (``valid_idx``), so a split of H hours gives H - 25 windows, starts 0 .. H - 26; the same here.
 - Split by year as in OpenSTL's WeatherBench benchmark: train 2010-2015, validation 2016,
-  test 2017-2018 (``train_time`` / ``val_time`` / ``test_time``).
-- Normalisation: statistics from the training years only (OpenSTL computes mean and std over
-  the training data and applies them to all splits). The harness's models take [0, 1], so the
-  map is min-max over the training years: ``x01 = (x - min) / (max - min)``; the training
-  mean and std are recorded too, to compare with OpenSTL's z-scored numbers.
+  test 2017-2018 (``train_time`` / ``val_time`` / ``test_time`` of ``weather_t2m_5_625`` in
+  OpenSTL ``dataset_constant.py``). OpenSTL validates on the test years; here on 2016.
+- Normalisation: OpenSTL z-scores with the mean and std of the training years and reports
+  MSE, RMSE and MAE in Kelvin: its ``metric`` multiplies back by std and adds the mean, and
+  takes per-pixel values (``spatial_norm`` for weather; ``base_method.py``, ``metrics.py``).
+  The harness's models take [0, 1] (the contract of every model), so here the map is min-max
+  over the training years, widened by ``MARGIN`` (5%) of that range on each side:
+  ``x01 = (x - low) / (high - low)``, ``low = min - 0.05 (max - min)``, ``high = max + 0.05
+  (max - min)``. The margin keeps test hours slightly colder or warmer than any training hour
+  from being clipped (a clipped target would no longer be the truth, and the Kelvin metrics
+  would not be OpenSTL's). Both maps are linear, so an error converted back to Kelvin means
+  the same whichever map the model was trained on: ``normalization.data_units`` declares K,
+  and the report shows MSE/pixel (K^2), RMSE (K) and MAE/pixel (K), the units of OpenSTL's
+  WeatherBench table. The training min, max, mean and std are recorded too.
 - Reading: ``xarray.open_dataset`` per file (lazy, h5netcdf engine); a window reads only its
   24 hours. Training statistics are computed once in chunks and cached in the cache dir.
 """
@@ -30,6 +40,7 @@ import numpy as np
 from .registry import register_dataset
 from .standard_common import (
     MissingDataError,
+    data_units,
     listing,
     need_data_root,
     normalization_record,
@@ -44,6 +55,7 @@ LAYOUT = f"DIR/weatherbench/{VARIABLE_FOLDER}/{VARIABLE_FOLDER}_YYYY_5.625deg.nc
 GET_FROM = ("https://mediatum.ub.tum.de/1524895 (WeatherBench, 5.625deg/2m_temperature; unzip "
             "into DIR/weatherbench/2m_temperature/)")
 STATS_CHUNK = 2048  # hours read at a time for the training statistics
+MARGIN = 0.05  # of the training range, added below the min and above the max
 
 
 class HourlySeries:
@@ -142,7 +154,7 @@ def weatherbench(data_root: str | None = None, n_val: int | None = None,
                                    f"{folder}/*.nc (layout: {LAYOUT}); get the files from "
                                    f"{GET_FROM}")
         s = HourlySeries(arrays, segments, frame_shape)
-        starts = np.arange(0, s.lengths[0] - seq_len + 1)
+        starts = np.arange(0, s.lengths[0] - seq_len - 1)  # OpenSTL: H - 25 windows
         windows[split] = np.stack([np.full_like(starts, first_id), starts], axis=1)
         series.append(s)
         first_id += 1
@@ -150,17 +162,24 @@ def weatherbench(data_root: str | None = None, n_val: int | None = None,
     stats = _train_stats(series[0], hashlib.sha256(
         json.dumps([files_info, YEARS["train"]]).encode()).hexdigest(), Path(cache_dir))
     units = str(arrays[0].attrs.get("units", "K"))
+    spread = stats["max"] - stats["min"]
+    low, scale = stats["min"] - MARGIN * spread, (1 + 2 * MARGIN) * spread
     normalization = normalization_record(
-        stats["min"], stats["max"] - stats["min"],
-        "minmax: min and max of the training years 2010-2015", units=units,
+        low, scale, f"minmax: min and max of the training years 2010-2015, widened by "
+                    f"{MARGIN:.0%} of their range on each side", units=units,
         source="statistics from the training years, as OpenSTL dataloader_weather.py (which "
-               "z-scores with them)", train_mean=stats["mean"], train_std=stats["std"])
+               "z-scores with them)",
+        physical=data_units(units, scale, low, source="the NetCDF variable's units; OpenSTL "
+                                                      "reports WeatherBench MSE/RMSE/MAE in them"),
+        train_min=stats["min"], train_max=stats["max"], train_mean=stats["mean"],
+        train_std=stats["std"])
     details = {
         "publisher_layout": LAYOUT, "variable": arrays[0].name,
         "split_rule": "by year: " + ", ".join(f"{k} {a}-{b}" for k, (a, b) in YEARS.items()),
         "hours": {k: s.lengths[0] for k, s in zip(YEARS, series, strict=True)},
         "window_rule": f"{IN_LEN} consecutive hours in, the next {OUT_LEN} out, every start "
-                       "hour (stride 1) inside a split",
+                       "hour (stride 1) of a split but its last two (OpenSTL drops a split's "
+                       "last hour and needs one more): H - 25 windows",
         "source_files": files_info,
     }
     return windowed_data(

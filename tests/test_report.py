@@ -148,3 +148,74 @@ def test_titles_name_the_dataset_not_absolute_paths(tmp_path):
         assert "/data/deep" not in text, name
         assert name.endswith(".tex") or "Data: storms: sequences from storms.h5" in text, name
     assert (tmp_path / "README.md").read_text().startswith("# storms, preset quick\n")
+
+
+# ------------------------------------------------------------------------------ data units
+def kelvin_record(model, seed, mse_per_pixel, mae_per_pixel, scale=100.0, unit="K"):
+    """A WeatherBench-like record: 1 x 32 x 64 frames (2048 pixels), declared unit K."""
+    row = record(model, seed, 1.0)
+    pixels = 32 * 64
+    row["metrics"]["headline"].update(mse_per_pixel=mse_per_pixel, mse=mse_per_pixel * pixels,
+                                      mae=mae_per_pixel * pixels)
+    row["dataset_info"] = {
+        "name": "weatherbench", "source": "hand-written records", "channels": 1, "height": 32,
+        "width": 64, "normalization": {
+            "scale": [scale], "offset": [200.0], "units": "K",
+            "data_units": {"unit": unit, "scale": [scale], "offset": [200.0],
+                           "source": "the NetCDF variable's units"}}}
+    return row
+
+
+def test_metrics_in_data_units_beside_the_unit_range_ones(tmp_path):
+    store = ResultsStore(tmp_path)
+    # by hand, with s = 100 K: MSE/pixel 4e-4 -> 4e-4 * 100^2 = 4 K^2, RMSE sqrt(4e-4) * 100
+    # = 2 K; MAE summed over 2048 pixels = 0.015 * 2048 -> 0.015 per pixel -> 1.5 K
+    store.append(kelvin_record("modernn", 0, 4e-4, 0.015))
+    store.append(kelvin_record("convlstm", 0, 9e-4, 0.025))  # 9 K^2, 3 K, 2.5 K
+    acc = accuracy_frame(store.latest()).set_index("model")
+    assert acc.loc["modernn", ["mse_units", "rmse_units", "mae_units"]].tolist() == \
+        pytest.approx([4.0, 2.0, 1.5])
+    assert acc.loc["convlstm", ["mse_units", "rmse_units", "mae_units"]].tolist() == \
+        pytest.approx([9.0, 3.0, 2.5])
+    write_report(tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+    header = next(line for line in summary.splitlines() if line.startswith("| model"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert columns[5:9] == ["PSNR (dB)", "MSE/pixel (K²)", "RMSE (K)", "MAE/pixel (K)"]
+    modernn = next(line for line in summary.splitlines() if line.startswith("| modernn"))
+    assert "**4.000**" in modernn and "**2.000**" in modernn and "**1.500**" in modernn
+    assert "s = 100 K" in summary and "√(MSE/pixel) × s" in summary
+    csv = pd.read_csv(tmp_path / "summary.csv").set_index("model")
+    assert csv.loc["convlstm", "rmse_units"] == pytest.approx(3.0)
+    assert csv.loc["convlstm", "unit"] == "K"
+    assert "RMSE (K)" in (tmp_path / "summary.tex").read_text()
+    assert "MSE/pixel (K$^2$)" in (tmp_path / "summary.tex").read_text()
+    print("\n" + summary.split("\n\n")[2])  # the rendered table, for the eye (pytest -s)
+
+
+def test_a_unit_of_several_words_is_squared_as_a_whole(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.append(kelvin_record("modernn", 0, 1e-4, 0.01, scale=1292.0, unit="taxis/30 min"))
+    write_report(tmp_path)
+    header = next(line for line in (tmp_path / "summary.md").read_text().splitlines()
+                  if line.startswith("| model"))
+    assert "MSE/pixel ((taxis/30 min)²)" in header and "RMSE (taxis/30 min)" in header
+    row = next(line for line in (tmp_path / "summary.md").read_text().splitlines()
+               if line.startswith("| modernn"))
+    assert "12.92" in row  # RMSE: sqrt(1e-4) * 1292 taxis per 30 minutes
+
+
+def test_a_dataset_without_units_has_no_such_columns(store, tmp_path):
+    write_report(tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "RMSE" not in summary and "MAE/pixel" not in summary and " In " not in summary
+    assert "rmse_units" not in pd.read_csv(tmp_path / "summary.csv").columns
+
+
+def test_a_test_subset_of_a_published_split_is_named_in_the_data_line(tmp_path):
+    store = ResultsStore(tmp_path)
+    row = kelvin_record("modernn", 0, 4e-4, 0.015)
+    row["dataset_info"]["windows"] = {"test": {"available": 17495, "used": 10000}}
+    store.append(row)
+    write_report(tmp_path)
+    assert "Test: 10,000 of the split's 17,495 windows" in (tmp_path / "summary.md").read_text()

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..store import RECORDS_FILE, ResultsStore
 from . import plots, statistics
-from .aggregate import accuracy_frame, cost_frame, history_frame, per_frame_frame
+from .aggregate import accuracy_frame, cost_frame, history_frame, per_frame_frame, unit_of
 from .compute import compute_sections
 from .cross_eval import NOTE as CROSS_EVAL_NOTE
 from .cross_eval import TITLE as CROSS_EVAL
@@ -24,6 +24,33 @@ CONVENTIONS = (
     "frames. PSNR: per frame from the per-pixel MSE, peak 1. Values are mean ± standard deviation "
     "over seeds; bold marks the best value of a column."
 )
+
+
+def units_note(records: list[dict]) -> str:
+    """How the columns in data units were computed (empty when the dataset declares none)."""
+    units = unit_of(records)
+    if units is None:
+        return ""
+    unit, scale = units["unit"], units["scale"]
+    scale_text = (f"{scale[0]:.6g} {unit}" if len(set(scale)) == 1
+                  else f"{', '.join(f'{v:.6g}' for v in scale)} {unit} per channel (differing "
+                       "scales: no conversion)")
+    return (f" In {unit}: the per-pixel metrics on [0, 1] converted with the dataset's scale "
+            f"s = {scale_text} (x = x01 × s + offset): MSE/pixel × s², √(MSE/pixel) × s and "
+            f"MAE/pixel × s; RMSE is the root of the mean squared error over every predicted "
+            f"pixel of the test set (OpenSTL's RMSE), predictions clipped as above. Scale: "
+            f"{units['source']}.")
+
+
+def lpips_note(records: list[dict]) -> str:
+    """How LPIPS was computed, or why a run that asked for it (--lpips) has none."""
+    done = [r["metrics"]["lpips_info"] for r in records
+            if r.get("metrics") and r["metrics"].get("lpips_info")]
+    if done:
+        return f" {done[-1]['definition']}; lower is better."
+    missing = [r["metrics"]["lpips_unavailable"] for r in records
+               if r.get("metrics") and r["metrics"].get("lpips_unavailable")]
+    return f" LPIPS was asked for (--lpips) but not computed: {missing[-1]}." if missing else ""
 
 
 def comparison_note(reference: str | None, seeds_tested: bool) -> str:
@@ -92,7 +119,8 @@ def _write_training_report(folder: Path, records: list[dict], reference: str | N
     acc, cost = accuracy_frame(records, reference), cost_frame(records)
     setup = _setup(records)
     caption, data_line = _caption(records)
-    conventions = CONVENTIONS + comparison_note(reference, bool(acc["p_seeds"].notna().any()))
+    conventions = (CONVENTIONS + units_note(records) + lpips_note(records)
+                   + comparison_note(reference, bool(acc["p_seeds"].notna().any())))
 
     accuracy_md = accuracy_table(acc, reference=reference).to_markdown(index=False)
     cost_md = cost_table(cost).to_markdown(index=False)
@@ -189,7 +217,12 @@ def _caption(records: list[dict]) -> tuple[str, str]:
     source with any absolute path shortened to its file name."""
     info = records[0]["dataset_info"]
     source = re.sub(r"(?<![\w.])/[^\s,;()]+", lambda m: Path(m.group()).name, info["source"])
-    return f"{info['name']}, preset {records[0]['preset']}", f"Data: {source}."
+    line = f"Data: {source}."
+    test = (info.get("windows") or {}).get("test") or {}
+    if test.get("used") is not None and test["used"] < test.get("available", 0):
+        line += (f" Test: {test['used']:,} of the split's {test['available']:,} windows, evenly "
+                 "spaced (a published table uses them all).")
+    return f"{info['name']}, preset {records[0]['preset']}", line
 
 
 def _setup(records: list[dict]) -> dict:

@@ -14,6 +14,16 @@ ACCURACY = {  # metric -> (label, lower is better)
     "ssim": ("SSIM", False),
     "psnr": ("PSNR (dB)", False),
 }
+# Metrics that only some runs compute (``--lpips``): a column when any record has them.
+OPTIONAL = {"lpips": ("LPIPS", True)}
+# Metrics in the data's own units, for datasets whose records declare them
+# (``dataset_info.normalization.data_units``, e.g. K): key -> (label with {u} for the unit and
+# {u2} for its square, lower is better). Computed from the per-pixel metrics on [0, 1] and the unit's scale s.
+IN_UNITS = {
+    "mse_units": ("MSE/pixel ({u2})", True),  # MSE/pixel * s^2
+    "rmse_units": ("RMSE ({u})", True),  # sqrt(MSE/pixel) * s: over every test pixel
+    "mae_units": ("MAE/pixel ({u})", True),  # MAE / (C*H*W) * s
+}
 COST = {  # cost key -> (label, lower is better, scale)
     "params": ("params (M)", True, 1e-6),
     "gmacs_fvcore": ("GMACs (fvcore)", True, 1),
@@ -37,6 +47,8 @@ def accuracy_frame(records: list[dict], reference: str | None = None) -> pd.Data
     ref_ok = _ok(groups.get(reference, [])) if reference else []
     ref_clips, ref_fixed = _per_clip_mse(ref_ok), is_deterministic(ref_ok)
     ref_seeds = {r["seed"]: r["metrics"]["headline"]["mse"] for r in ref_ok}
+    optional = [key for key in OPTIONAL
+                if any(key in r["metrics"]["headline"] for r in _ok(records))]
     rows = []
     for model, group in groups.items():
         ok = _ok(group)
@@ -46,6 +58,17 @@ def accuracy_frame(records: list[dict], reference: str | None = None) -> pd.Data
             values = [r["metrics"]["headline"][key] for r in ok]
             row[key] = float(np.mean(values)) if values else np.nan
             row[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else np.nan
+        for key in optional:  # NaN for a model whose records lack it
+            values = [r["metrics"]["headline"][key] for r in ok if key in r["metrics"]["headline"]]
+            row[key] = float(np.mean(values)) if values else np.nan
+            row[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else np.nan
+        in_units = [metrics_in_units(r) for r in ok]
+        if any(in_units):
+            for key in IN_UNITS:
+                values = [u[key] for u in in_units if u]
+                row[key] = float(np.mean(values)) if values else np.nan
+                row[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else np.nan
+            row["unit"] = next(u["unit"] for u in in_units if u)
         clips = _per_clip_mse(ok)
         row["mse_ci_low"] = row["mse_ci_high"] = np.nan
         if clips and len({len(v) for v in clips.values()}) == 1:
@@ -67,6 +90,39 @@ def accuracy_frame(records: list[dict], reference: str | None = None) -> pd.Data
                     {r["seed"]: r["metrics"]["headline"]["mse"] for r in ok}, ref_seeds)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def unit_of(records: list[dict]) -> dict | None:
+    """The ``data_units`` entry the records' dataset declares (None: no physical units)."""
+    for record in records:
+        units = ((record.get("dataset_info") or {}).get("normalization") or {}).get("data_units")
+        if units:
+            return units
+    return None
+
+
+def metrics_in_units(record: dict) -> dict | None:
+    """A record's headline MSE/pixel, RMSE and MAE/pixel in its dataset's declared units:
+    ``MSE/pixel * s**2``, ``sqrt(MSE/pixel) * s`` and ``MAE / (C*H*W) * s`` for the scale ``s``
+    of ``x = x01 * s + offset`` (REFERENCE.md: MAE is summed over a frame's C*H*W values,
+    MSE/pixel is the per-pixel mean; the offset cancels in every difference). The RMSE is the
+    root of the mean squared error over every test pixel, as OpenSTL's ``RMSE``. None when the
+    dataset declares no units, or declares per-channel scales that differ (a metric averaged
+    over channels cannot be converted then)."""
+    units = unit_of([record])
+    if not units or not record.get("metrics"):
+        return None
+    scales = set(units["scale"])
+    if len(scales) != 1:
+        return None
+    scale = scales.pop()
+    info = record["dataset_info"]
+    pixels = info["channels"] * info["height"] * info["width"]
+    headline = record["metrics"]["headline"]
+    return {"unit": units["unit"], "scale": scale,
+            "mse_units": headline["mse_per_pixel"] * scale**2,
+            "rmse_units": float(np.sqrt(headline["mse_per_pixel"])) * scale,
+            "mae_units": headline["mae"] / pixels * scale}
 
 
 def is_deterministic(records: list[dict]) -> bool:

@@ -5,9 +5,9 @@ import math
 
 import pandas as pd
 
-from .aggregate import ACCURACY, COST
+from .aggregate import ACCURACY, COST, IN_UNITS, OPTIONAL
 
-DIGITS = {"mse": 2, "mse_per_pixel": 5, "mae": 1, "ssim": 4, "psnr": 2}
+DIGITS = {"mse": 2, "mse_per_pixel": 5, "mae": 1, "ssim": 4, "psnr": 2, "lpips": 4}
 
 
 def accuracy_table(acc: pd.DataFrame, latex: bool = False, reference: str | None = None
@@ -18,15 +18,31 @@ def accuracy_table(acc: pd.DataFrame, latex: bool = False, reference: str | None
     seeds, trained)."""
     out = pd.DataFrame({"model": acc["model"].map(lambda m: _text(m, latex))})
     ok = acc["status"] == "ok"
-    for key, (label, lower) in ACCURACY.items():
+    shown = {**ACCURACY, **{k: v for k, v in OPTIONAL.items() if k in acc}}
+    for key, (label, lower) in shown.items():
         best = _best(acc.loc[ok, key], lower)
         cells = []
         for _, row in acc.iterrows():
             cell = _mean_std(row[key], row[f"{key}_std"], DIGITS[key], latex)
+            if key in OPTIONAL and row["status"] == "ok" and pd.isna(row[key]):
+                cell = "n/a"  # this model's records were tested without it
             if row["status"] == "ok" and best is not None and row[key] == best:
                 cell = _bold(cell, latex)
             cells.append(cell)
         out[label] = cells
+    if "rmse_units" in acc:  # the dataset declares physical units (e.g. K)
+        unit = acc["unit"].dropna().iloc[0]
+        for key, (label, lower) in IN_UNITS.items():
+            best = _best(acc.loc[ok, key], lower)
+            digits = _decimals(acc[key])
+            label = label.format(u=unit, u2=f"{unit}²" if unit.isalnum() else f"({unit})²")
+            if latex:
+                label = _text(label, True).replace("²", "$^2$")
+            out[label] = [
+                _bold(cell, latex) if row["status"] == "ok" and best is not None
+                and row[key] == best else cell
+                for _, row in acc.iterrows()
+                for cell in [_mean_std(row[key], row[f"{key}_std"], digits, latex)]]
     out["seeds"] = acc["seeds"]
     if reference is not None and reference in set(acc["model"]):
         name = _text(reference, latex)
@@ -94,6 +110,14 @@ def _mean_std(mean: float, std: float, digits: int, latex: bool) -> str:
     if not pd.isna(std):
         text += (r" $\pm$ " if latex else " ± ") + f"{std:.{digits}f}"
     return text
+
+
+def _decimals(values: pd.Series) -> int:
+    """Decimals that give a column about four significant digits (1.051, 16.69, 0.6567)."""
+    largest = pd.to_numeric(values, errors="coerce").abs().max()
+    if pd.isna(largest) or largest == 0:
+        return 3
+    return max(0, 3 - math.floor(math.log10(largest)))
 
 
 def _number(value: float) -> str:
