@@ -164,11 +164,12 @@ class Trainer:
         self._last_save = time.perf_counter()
         chunks, pending = _Chunks(), []  # losses carry over an epoch's end until read
         bar = tqdm(total=plan.total, initial=plan.done, leave=False, dynamic_ncols=True,
+                   desc=f"{self.name} {plan.label()}",
                    disable=not progress or not distributed.is_main())
         while not plan.finished:
             self.train_model.train()
             batches, generator = self._stream(epoch, first, resumed)
-            bar.set_description(f"{self.name} {plan.label()}")
+            bar.set_description(f"{self.name} {plan.label()}", refresh=False)
             for i in range(first, cfg.steps_per_epoch):
                 self.step, began = plan.done, time.perf_counter()
                 schedule_step = plan.begin(self.optimizer)
