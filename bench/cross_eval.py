@@ -22,7 +22,6 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import math
 import sys
 import time
 import traceback
@@ -33,16 +32,15 @@ import torch
 import datasets
 import models
 
-from .acceleration import configure_device, precision_label
 from .cli import DEFAULT_MODELS, _check_dataset_config, _check_writable, _model_patterns, _Parser, preset_data
 from .config import PRESETS, TrainConfig, apply_overrides, config_hash, get_preset
 from .evaluate import evaluate
 from .precision import resolve_device
-from .provenance import device_kind, device_name, git_commit, now, versions
+from .provenance import now, run_fields
 from .reliability import free_memory, safe_component
 from .runner import checkpoint_dir, load_data
 from .store import RECORDS_FILE, ResultsStore, cell_key
-from .train import DivergedError
+from .train import check_finite_metrics
 
 MODE = "evaluate"
 
@@ -288,10 +286,7 @@ def base_record(cell: dict, data, data_config, preset: str, device: torch.device
         "evaluated_on": {"dataset": data.name, "preset": preset, "in_len": data.in_len,
                          "out_len": data.out_len, "test_clips": len(data.test)},
         "config": config, "config_hash": config_hash(config),
-        "device": str(device), "device_name": device_name(device),
-        "device_kind": device_kind(device), "precision": precision_label(device, train),
-        "device_settings": configure_device(device, train),
-        "versions": versions(), "git_commit": git_commit(), "started_at": now(),
+        **run_fields(device, train),
     }
 
 
@@ -306,9 +301,7 @@ def run_evaluation(cell: dict, data, device: torch.device) -> dict:
         model = load_model(cell, device)
         result = evaluate(model, data.test, data.in_len, data.out_len, device,
                           train.eval_batch_size, train.amp, per_clip=True)
-        if not all(math.isfinite(v) for v in result["headline"].values()
-                   if isinstance(v, (int, float))):
-            raise DivergedError(f"non-finite test metrics {result['headline']}")
+        check_finite_metrics(result)
         out["metrics"] = result
     except Exception as error:  # recorded, as the runner records a cell's failure
         out.update(status="failed", error=f"{type(error).__name__}: {error}",

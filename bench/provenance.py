@@ -53,3 +53,15 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"CPU ({cpu_model()}, {torch.get_num_threads()} threads)"
+
+
+def run_fields(device: torch.device, cfg) -> dict:
+    """What every record states about where and how it ran: the device (and its kind, which is
+    part of a cell's key), the precision and device settings of ``cfg`` (a TrainConfig), the
+    library versions, the commit and the start time."""
+    from .acceleration import configure_device, precision_label
+
+    return {"device": str(device), "device_name": device_name(device),
+            "device_kind": device_kind(device), "precision": precision_label(device, cfg),
+            "device_settings": configure_device(device, cfg),
+            "versions": versions(), "git_commit": git_commit(), "started_at": now()}

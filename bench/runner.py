@@ -5,7 +5,6 @@ import dataclasses
 import inspect
 import itertools
 import json
-import math
 import os
 import time
 import traceback
@@ -19,17 +18,16 @@ import models
 from datasets import build_dataset
 
 from . import distributed, lpips_metric
-from .acceleration import configure_device, precision_label
 from .budget import Budget, plan_budget
 from .config import OPERATIONAL_OPTIONS, DataConfig, Preset, config_hash
 from .estimate import cell_estimate, duration, estimate_lines
 from .evaluate import evaluate
 from .match import MatchTarget, match_width, size
 from .profile import profile_model
-from .provenance import device_kind, device_name, git_commit, now, versions
+from .provenance import now, run_fields
 from .reliability import free_memory, is_out_of_memory, safe_component, shard_cells
 from .store import ResultsStore, cell_key
-from .train import DivergedError, Interrupted, Trainer, is_trainable
+from .train import Interrupted, Trainer, check_finite_metrics, is_trainable
 
 EXAMPLE_CLIPS = 2
 FIT_BATCHES = 16  # training batches a model's fit_from_data hook sees (models/base.py)
@@ -226,12 +224,8 @@ def _base_record(name: str, seed: int, request: RunRequest, data,
         "model": name, "family": spec.family, "paper": spec.paper,
         "dataset": data.name, "dataset_info": data.describe(), "preset": request.preset.name,
         "seed": seed, "config": config, "config_hash": config_hash(config),
-        "device": str(request.device), "device_name": device_name(request.device),
-        "device_kind": device_kind(request.device),
-        "precision": precision_label(request.device, request.preset.train),
-        "device_settings": configure_device(request.device, request.preset.train),
+        **run_fields(request.device, request.preset.train),
         "distributed": distributed.describe(request.preset.train.batch_size),
-        "versions": versions(), "git_commit": git_commit(), "started_at": now(),
         "estimate": None, "reference": request.reference,
     }
 
@@ -393,9 +387,7 @@ def _train_and_test(name, seed, model, request: RunRequest, data, folder: Path, 
     if lpips_note is not None:  # asked for: how it was computed, or why it was not
         result["lpips_unavailable" if network is None else "lpips_info"] = \
             lpips_note.get("unavailable", lpips_note)
-    if not all(math.isfinite(v) for v in result["headline"].values()
-               if isinstance(v, (int, float))):
-        raise DivergedError(f"non-finite test metrics {result['headline']}")
+    check_finite_metrics(result)
     examples, clips = folder / "examples", result.pop("examples")
     if distributed.is_main():  # rank 0's shard starts at the first test clip
         examples.mkdir(parents=True, exist_ok=True)

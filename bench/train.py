@@ -29,6 +29,13 @@ class DivergedError(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
+def check_finite_metrics(result: dict) -> None:
+    """Raises DivergedError when a headline test metric is NaN or infinite."""
+    if not all(math.isfinite(v) for v in result["headline"].values()
+               if isinstance(v, (int, float))):
+        raise DivergedError(f"non-finite test metrics {result['headline']}")
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C stopped training at an iteration boundary, after a checkpoint was written."""
 
