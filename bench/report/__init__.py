@@ -142,7 +142,8 @@ def _write_training_report(folder: Path, records: list[dict], reference: str | N
     per_frame.to_csv(folder / "per_frame.csv", index=False)
     if not per_frame.empty:
         figures.append(("Per-frame accuracy",
-                        plots.per_frame(per_frame, folder / "per_frame", caption, palette)[0]))
+                        plots.per_frame(per_frame, folder / "per_frame", caption, palette, acc,
+                                        reference)[0]))
         figures.append(("Accuracy against cost",
                         plots.pareto(acc, cost, folder / "pareto", caption, palette)[0]))
     history = history_frame(records)

@@ -1,6 +1,11 @@
-"""Figures (seaborn; PNG and PDF) and example frames (PNG grid and animated GIF)."""
+"""Figures (seaborn; PNG and PDF) and example frames (PNG grid and animated GIF).
+
+Every figure is drawn inside :func:`theme`, with its colours from :func:`model_palette`: nothing
+is read from or left in matplotlib's global settings, so a report draws the same bytes whatever
+was drawn before it in the process."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -10,7 +15,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from cycler import cycler  # noqa: E402
 from PIL import Image  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from . import statistics  # noqa: E402
 
 # No timestamps or version strings in the files: rebuilding a report from the same store writes
 # the same bytes, so rebuilding committed example results leaves them unmodified.
@@ -30,46 +39,187 @@ def save(figure, path: Path) -> list[Path]:
     return paths
 
 
+@contextmanager
+def theme(style: str | None = "whitegrid"):
+    """matplotlib's defaults, then seaborn's theme with ``style`` (None: the defaults alone),
+    for the figures drawn inside (also usable as a decorator); the settings before are restored
+    on exit. Unlike ``sns.set_theme``, which changes them for the rest of the process."""
+    rc = {} if style is None else {**sns.plotting_context("notebook"), **sns.axes_style(style),
+                                   "axes.prop_cycle": cycler(color=sns.color_palette("deep"))}
+    with plt.style.context("default"), plt.rc_context(rc):
+        yield
+
+
 def model_palette(models) -> dict[str, tuple]:
-    """One colour per model, in the order the models first appear (the grid's order), so that
-    every plot of a report gives a model the same colour."""
+    """One colour per row label (model), in the order they first appear (the grid's order), so
+    that every plot of a report gives a model the same colour: matplotlib's ten default colours,
+    evenly spaced hues beyond ten (never a colour twice). A named palette, never the current
+    colour cycle, which an earlier figure may have changed."""
     names = list(dict.fromkeys(models))
-    return dict(zip(names, sns.color_palette(n_colors=len(names)), strict=True))
+    colours = sns.color_palette("tab10" if len(names) <= 10 else "husl", n_colors=len(names))
+    return dict(zip(names, colours, strict=True))
 
 
-def per_frame(per_frame: pd.DataFrame, path: Path, title: str = "",
-              palette: dict | None = None) -> list[Path]:
-    """MSE and SSIM per predicted frame; bands are one standard deviation over seeds."""
-    sns.set_theme(style="whitegrid")
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for axis, metric, label in ((axes[0], "mse", "MSE per frame (sum over pixels)"),
-                                (axes[1], "ssim", "SSIM per frame")):
-        sns.lineplot(per_frame, x="frame", y=metric, hue="model", marker="o", errorbar="sd", ax=axis,
-                     legend=axis is axes[1], palette=palette)
-        axis.set(xlabel="predicted frame", ylabel=label)
-        axis.xaxis.get_major_locator().set_params(integer=True)  # frames are whole numbers
-    legend_outside(axes[1])
-    figure.suptitle(titled("per-frame accuracy (bands: ± 1 s.d. over seeds)", title), fontsize=10)
+PER_FRAME_METRICS = (("mse", "MSE (sum over pixels)"), ("ssim", "SSIM"))
+
+
+@theme()
+def per_frame(per_frame: pd.DataFrame, path: Path, title: str = "", palette: dict | None = None,
+              acc: pd.DataFrame | None = None, reference: str | None = None) -> list[Path]:
+    """MSE and SSIM per predicted frame, one column per metric, in up to three rows: the
+    trained models alone (their axis scaled to them); each trained model's difference from
+    ``reference`` with its interval (see :func:`frame_differences`); every model, the baselines
+    without training (``acc["deterministic"]``) dotted. A row with nothing to draw is left out
+    (no reference, no baseline, or baselines alone). Lines are means over seeds, with a ± 1 s.d.
+    band for a model with 2 or more seeds; the title names only the bands drawn."""
+    palette = palette or model_palette(per_frame["model"])
+    untrained = untrained_models(acc)
+    models = list(dict.fromkeys(per_frame["model"]))
+    trained = [m for m in models if m not in untrained]
+    differences = {metric: frame_differences(per_frame, reference, metric, untrained)
+                   for metric, _ in PER_FRAME_METRICS} if trained else {}
+    rows = ([("trained", trained)] if trained else []) \
+        + ([("delta", trained)] if any(not d.empty for d in differences.values()) else []) \
+        + ([("all", models)] if untrained else [])
+    figure, axes = plt.subplots(len(rows), 2, figsize=(11, 0.6 + 3.4 * len(rows)), squeeze=False)
+    drawn = set()
+    for line, (kind, shown) in zip(axes, rows, strict=True):
+        for axis, (metric, label) in zip(line, PER_FRAME_METRICS, strict=True):
+            if kind == "delta":
+                drawn |= _draw_differences(axis, differences[metric], reference, palette)
+                axis.set_title(f"Δ {label} vs {reference}: trained models", fontsize=10)
+            else:
+                summary = seed_summary(per_frame[per_frame["model"].isin(shown)], metric)
+                drawn |= _draw_means(axis, summary, palette, untrained)
+                axis.set_title(f"{label}: " + ("trained models" if kind == "trained" else
+                                               "every model, dotted: no training"), fontsize=10)
+            axis.set(xlabel="predicted frame", ylabel=f"Δ {label}" if kind == "delta" else label)
+            axis.xaxis.get_major_locator().set_params(integer=True)  # frames are whole numbers
+    legend_outside(axes[0][1], axes.flat)
+    figure.suptitle(titled("accuracy per predicted frame", title) + "\n" + _bands_note(drawn),
+                    fontsize=10)
     return save(figure, path)
 
 
+def untrained_models(acc: pd.DataFrame | None) -> set[str]:
+    """The row labels of models without training (no trainable parameters: persistence, blank,
+    mean), from the accuracy frame's ``deterministic`` column; none without a frame."""
+    if acc is None or "deterministic" not in acc:
+        return set()
+    return set(acc.loc[acc["deterministic"].astype(bool), "model"])
+
+
+def seed_summary(per_frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per row label and frame: ``mean`` of ``metric`` over seeds, ``sd`` (NaN for one seed)
+    and the number of ``seeds``, models in the order they first appear."""
+    grouped = per_frame.groupby(["model", "frame"], sort=False)[metric]
+    return grouped.agg(mean="mean", sd="std", seeds="count").reset_index()
+
+
+def frame_differences(per_frame: pd.DataFrame, reference: str | None, metric: str,
+                      untrained: set[str] = frozenset()) -> pd.DataFrame:
+    """Per trained row label other than ``reference`` and per frame: ``delta``, the mean over
+    paired seeds of its ``metric`` minus the reference's, and ``low``/``high``, a 95% t-interval
+    of that mean over the ``pairs`` (NaN for one pair). Seeds pair as in the table's bootstrap
+    (statistics.paired_clip_differences, here with per-frame values): seed s with seed s, and a
+    reference without training with every seed. The records hold per-clip values averaged over
+    frames, not per frame, so the interval is over seeds, not clips. Empty without a reference
+    in ``per_frame``."""
+    runs = {model: {seed: rows.sort_values("frame")[metric].to_numpy(dtype=float)
+                    for seed, rows in group.groupby("seed")}
+            for model, group in per_frame.groupby("model", sort=False)}
+    columns = ["model", "frame", "delta", "low", "high", "pairs"]
+    if reference not in runs:
+        return pd.DataFrame(columns=columns)
+    frames = np.sort(per_frame["frame"].unique())
+    rows = []
+    for model, seeds in runs.items():
+        if model == reference or model in untrained:
+            continue
+        pairs = [d for d in (statistics.paired_clip_differences(
+            {seed: values}, runs[reference], False, reference in untrained)[0]
+            for seed, values in seeds.items()) if d is not None]
+        if pairs:
+            delta, half = _mean_and_half_width(np.array(pairs))
+            rows += [{"model": model, "frame": t, "delta": d, "low": d - h, "high": d + h,
+                      "pairs": len(pairs)} for t, d, h in zip(frames, delta, half, strict=True)]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _mean_and_half_width(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means of ``pairs`` [pairs, frames] and the half-width of their t-interval at the
+    bootstrap's confidence (NaN for one pair)."""
+    n = len(pairs)
+    if n < 2:
+        return pairs.mean(axis=0), np.full(pairs.shape[1], np.nan)
+    t = stats.t.ppf((1 + statistics.CONFIDENCE) / 2, n - 1)
+    return pairs.mean(axis=0), t * pairs.std(axis=0, ddof=1) / np.sqrt(n)
+
+
+def _draw_means(axis, summary: pd.DataFrame, palette: dict, dotted: set[str]) -> set[str]:
+    """A line per model (its mean over seeds), dotted for ``dotted``, and a ± 1 s.d. band where
+    it ran several seeds. Returns {"sd"} when a band was drawn, else an empty set."""
+    drawn = set()
+    for model, rows in summary.groupby("model", sort=False):
+        axis.plot(rows["frame"], rows["mean"], marker="o", markersize=4, color=palette[model],
+                  linestyle=":" if model in dotted else "-", label=model)
+        if rows["seeds"].min() > 1:
+            axis.fill_between(rows["frame"], rows["mean"] - rows["sd"], rows["mean"] + rows["sd"],
+                              color=palette[model], alpha=0.2, linewidth=0)
+            drawn.add("sd")
+    return drawn
+
+
+def _draw_differences(axis, differences: pd.DataFrame, reference: str, palette: dict) -> set[str]:
+    """A line at 0 for the reference, a line per model with its interval as a band (2 or more
+    seed pairs). Returns what was drawn: "delta", ("ci", pairs) per interval's seed pairs,
+    "one pair" for a line without one."""
+    axis.axhline(0, color=palette.get(reference, "0.3"), linewidth=1.5,
+                 label=f"{reference} (reference)")
+    drawn = {"delta"}
+    for model, rows in differences.groupby("model", sort=False):
+        axis.plot(rows["frame"], rows["delta"], marker="o", markersize=4, color=palette[model],
+                  label=model)
+        if rows["pairs"].iloc[0] > 1:
+            axis.fill_between(rows["frame"], rows["low"], rows["high"], color=palette[model],
+                              alpha=0.2, linewidth=0)
+        drawn.add(("ci", int(rows["pairs"].iloc[0])) if rows["pairs"].iloc[0] > 1 else "one pair")
+    return drawn
+
+
+def _bands_note(drawn: set[str]) -> str:
+    """What the lines and bands of the per-frame figure are, for only what was drawn."""
+    parts = ["lines: mean over seeds" + ("; bands: ± 1 s.d. over seeds" if "sd" in drawn
+                                         else " (one seed per model: no bands)")]
+    pairs = sorted(entry[1] for entry in drawn if isinstance(entry, tuple))
+    if pairs:
+        counts = " or ".join(str(n) for n in dict.fromkeys(pairs))
+        parts.append(f"Δ bands: {statistics.CONFIDENCE:.0%} t-interval over {counts} paired seeds")
+    if "one pair" in drawn:
+        parts.append("Δ of one seed: no interval")
+    return "; ".join(parts)
+
+
+@theme()
 def pareto(acc: pd.DataFrame, cost: pd.DataFrame, path: Path, title: str = "",
            palette: dict | None = None) -> list[Path]:
     """Test MSE against compute and against training throughput, with the Pareto front.
 
     Trained models are points with error bars: ± 1 s.d. over seeds where a model ran several,
-    else the 95% bootstrap interval of its mean over test clips. Models without parameters
-    (persistence, blank, mean) have no cost to place them by: they are horizontal reference lines.
-    The MSE axis starts at 0, so a 1% difference looks like one."""
+    else the 95% bootstrap interval of its mean over test clips (none without per-clip values).
+    Models without parameters (persistence, blank, mean) have no cost to place them by: they are
+    horizontal reference lines. The MSE axis spans the trained models' points and error bars, so
+    that models 2% apart are told apart; a baseline outside it is named at the axis' edge with
+    its value instead of stretching the axis (persistence is often twice the trained models)."""
     frame = acc[acc["status"] == "ok"].merge(cost, on="model")
     frame["params (M)"] = frame["params"] / 1e6
     trivial = frame[frame["params"].fillna(0) == 0] if "params" in frame else frame.iloc[:0]
     trained = frame.drop(trivial.index)
-    sns.set_theme(style="whitegrid")
     figure, axes = plt.subplots(1, 2, figsize=(13, 4.8))
     panels = ((axes[0], "gmacs_fvcore", "GMACs per test rollout (fvcore)", True),
               (axes[1], "train_seq_s", "training throughput (sequences/s)", False))
-    top = frame["mse"].max() if not frame.empty else 1.0
+    limits = _mse_limits(trained, trivial)
+    bars, dotted = set(), False
     for axis, key, label, lower in panels:
         points = trained.dropna(subset=[key]) if key in trained else trained.iloc[:0]
         points = points[points[key] > 0]
@@ -77,49 +227,110 @@ def pareto(acc: pd.DataFrame, cost: pd.DataFrame, path: Path, title: str = "",
             axis.set_visible(False)
             continue
         if not points.empty:
-            low, high = _error_bars(points)
-            axis.errorbar(points[key], points["mse"], yerr=[low, high], fmt="none", ecolor="0.4",
-                          elinewidth=1, capsize=3, zorder=1)
-            sns.scatterplot(points, x=key, y="mse", hue="model", size="params (M)", palette=palette,
-                            sizes=(40, 400), ax=axis, legend=axis is axes[0], zorder=2)
-            for _, row in points.iterrows():
-                axis.annotate(row["model"], (row[key], row["mse"]), textcoords="offset points",
-                              xytext=(7, 5), fontsize=8)
-            front = _pareto_front(points[key].to_numpy(), points["mse"].to_numpy(), lower)
-            axis.plot(*front, color="0.3", linestyle="--", linewidth=1, label="Pareto front",
-                      drawstyle="steps-post" if lower else "steps-pre")
-            if lower and points[key].max() / max(points[key].min(), 1e-12) > 20:
-                axis.set_xscale("log")
-            if len(points) == 1:  # one point: give the axis some width around it
-                value = points[key].iloc[0]
-                axis.set_xlim(value * 0.5, value * 1.5)
-            else:  # room for the markers and their names inside the axes
-                axis.margins(x=0.2)
-        for _, row in trivial.iterrows():
+            bars |= _draw_points(axis, points, key, lower, palette, legend=axis is axes[0])
+        dotted |= _draw_baselines(axis, trivial, limits)
+        axis.set(xlabel=label, ylabel="test MSE (sum/frame)", ylim=limits)
+    if axes[0].get_legend():
+        legend_outside(axes[0], rounded=True)
+    notes = ["marker size: parameters"] if not trained.empty else []
+    notes += [_error_bar_note(bars)] if bars else []
+    notes += ["dotted: baselines without training"] if dotted else []
+    figure.suptitle(titled("accuracy against cost", title) + "\n" + "; ".join(notes), fontsize=9)
+    return save(figure, path)
+
+
+def _draw_points(axis, points: pd.DataFrame, key: str, lower: bool, palette: dict | None,
+                 legend: bool) -> set[str]:
+    """The trained models' markers, names, error bars and Pareto front on one panel; returns
+    the kinds of error bar drawn ({"sd", "ci"})."""
+    low, high, kinds = _error_bars(points)
+    axis.errorbar(points[key], points["mse"], yerr=[low, high], fmt="none", ecolor="0.4",
+                  elinewidth=1, capsize=3, zorder=1)
+    sns.scatterplot(points, x=key, y="mse", hue="model", size="params (M)", palette=palette,
+                    sizes=(40, 400), ax=axis, legend=legend, zorder=2)
+    for _, row in points.iterrows():
+        axis.annotate(row["model"], (row[key], row["mse"]), textcoords="offset points",
+                      xytext=(7, 5), fontsize=8)
+    front = _pareto_front(points[key].to_numpy(), points["mse"].to_numpy(), lower)
+    axis.plot(*front, color="0.3", linestyle="--", linewidth=1, label="Pareto front",
+              drawstyle="steps-post" if lower else "steps-pre")
+    if lower and points[key].max() / max(points[key].min(), 1e-12) > 20:
+        axis.set_xscale("log")
+    if len(points) == 1:  # one point: give the axis some width around it
+        value = points[key].iloc[0]
+        axis.set_xlim(value * 0.5, value * 1.5)
+    else:  # room for the markers and their names inside the axes
+        axis.margins(x=0.2)
+    return kinds
+
+
+def _mse_limits(trained: pd.DataFrame, trivial: pd.DataFrame) -> tuple[float, float]:
+    """The MSE axis: the trained models' points and error bars (the baselines' values when
+    nothing trained), with a margin of 15% of their span (5% of the value for one value), 25%
+    above for the names of points and of baselines beyond the axis."""
+    if trained.empty:
+        low = high = trivial["mse"].to_numpy(dtype=float)
+    else:
+        below, above, _ = _error_bars(trained)
+        low, high = trained["mse"].to_numpy() - below, trained["mse"].to_numpy() + above
+    if len(low) == 0:
+        return 0.0, 1.0
+    bottom, top = float(np.min(low)), float(np.max(high))
+    pad = 0.15 * (top - bottom) if top > bottom else 0.05 * max(abs(top), 1e-12)
+    return bottom - pad, top + pad * 25 / 15
+
+
+def _draw_baselines(axis, trivial: pd.DataFrame, limits: tuple[float, float]) -> bool:
+    """A dotted line per baseline without training inside ``limits``; those outside named, with
+    their value, at the edge they lie beyond. Returns whether a line was drawn."""
+    outside = {"above": [], "below": []}
+    for _, row in trivial.iterrows():
+        if limits[0] <= row["mse"] <= limits[1]:
             axis.axhline(row["mse"], color="0.55", linestyle=":", linewidth=1.2, zorder=0)
             axis.annotate(f"{row['model']} (no training)", (0.01, row["mse"]),
                           xycoords=("axes fraction", "data"), textcoords="offset points",
                           xytext=(0, 3), fontsize=8, color="0.35")
-        axis.set(xlabel=label, ylabel="test MSE (sum/frame)", ylim=(0, top * 1.12))
-    if axes[0].get_legend():
-        legend_outside(axes[0], rounded=True)
-    figure.suptitle(titled("accuracy against cost", title) + "\nmarker size: parameters; error "
-                    "bars: ± 1 s.d. over seeds, or the 95% bootstrap interval over test clips for "
-                    "one seed; dotted: baselines without training", fontsize=9)
-    return save(figure, path)
+        else:
+            outside["above" if row["mse"] > limits[1] else "below"].append(
+                f"{row['model']} {row['mse']:.2f}")
+    for side, names in outside.items():
+        if names:
+            axis.annotate(f"{side} the axis, no training: {', '.join(names)}",
+                          (0.01, 0.98 if side == "above" else 0.02), xycoords="axes fraction",
+                          va="top" if side == "above" else "bottom", fontsize=8, color="0.35")
+    return any(limits[0] <= mse <= limits[1] for mse in trivial["mse"])
 
 
-def _error_bars(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Below and above each point: ± s.d. over seeds (2+ seeds), else the bootstrap interval."""
+def _error_bars(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, set[str]]:
+    """Below and above each point: ± s.d. over seeds (2+ seeds), else the bootstrap interval
+    (0 without per-clip values); and which of the two ({"sd", "ci"}) some point has."""
     std = points["mse_std"].to_numpy(dtype=float)
-    low = np.where(np.isnan(std), points["mse"] - points["mse_ci_low"], std)
-    high = np.where(np.isnan(std), points["mse_ci_high"] - points["mse"], std)
-    return np.nan_to_num(low), np.nan_to_num(high)
+    ci_low = (points["mse"] - points["mse_ci_low"]).to_numpy(dtype=float)
+    ci_high = (points["mse_ci_high"] - points["mse"]).to_numpy(dtype=float)
+    low, high = np.where(np.isnan(std), ci_low, std), np.where(np.isnan(std), ci_high, std)
+    kinds = ({"sd"} if (~np.isnan(std)).any() else set()) \
+        | ({"ci"} if (np.isnan(std) & ~np.isnan(ci_low)).any() else set())
+    return np.nan_to_num(low), np.nan_to_num(high), kinds
 
 
-def legend_outside(axis, rounded: bool = False) -> None:
-    """The legend to the right of the axes, never over data; numbers (sizes) rounded."""
-    handles, labels = axis.get_legend_handles_labels()
+def _error_bar_note(kinds: set[str]) -> str:
+    """The error bars drawn, named: s.d. over seeds, the bootstrap interval, or both."""
+    sd, ci = "± 1 s.d. over seeds", f"the {statistics.CONFIDENCE:.0%} bootstrap interval over test clips"
+    if kinds == {"sd"}:
+        return f"error bars: {sd}"
+    if kinds == {"ci"}:
+        return f"error bars: {ci} (one seed)"
+    return f"error bars: {sd}, or {ci} for one seed"
+
+
+def legend_outside(axis, sources=None, rounded: bool = False) -> None:
+    """The legend to the right of ``axis``, never over data; numbers (sizes) rounded. Its
+    entries: those of ``sources`` (axes; default ``axis`` alone), each label once."""
+    entries = {}
+    for source in sources if sources is not None else [axis]:
+        for handle, label in zip(*source.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    handles, labels = list(entries.values()), list(entries)
     if rounded:
         labels = [_round_label(text) for text in labels]
     axis.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1),
@@ -150,9 +361,9 @@ def _pareto_front(x: np.ndarray, y: np.ndarray, x_lower_is_better: bool):
     return front_x, front_y
 
 
+@theme()
 def loss_curves(history: pd.DataFrame, path: Path, title: str = "",
                 palette: dict | None = None) -> list[Path]:
-    sns.set_theme(style="whitegrid")
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     sns.lineplot(history, x="epoch", y="train_loss", hue="model", errorbar="sd", ax=axes[0],
                  legend=False, palette=palette)
@@ -167,13 +378,13 @@ def loss_curves(history: pd.DataFrame, path: Path, title: str = "",
     return save(figure, path)
 
 
+@theme()
 def cost_bars(cost: pd.DataFrame, path: Path, title: str = "",
               palette: dict | None = None) -> list[Path]:
     columns = [("train_seq_s", "training (seq/s)"), ("infer_seq_s", "inference (seq/s)"),
                ("train_peak_mb", "training peak memory (MB)"),
                ("infer_peak_mb", "inference peak memory (MB)")]
     columns = [(k, label) for k, label in columns if k in cost]
-    sns.set_theme(style="whitegrid")
     figure, axes = plt.subplots(1, len(columns), figsize=(3.6 * len(columns), 3.8), squeeze=False)
     for axis, (key, label) in zip(axes[0], columns, strict=True):
         sns.barplot(cost, x="model", y=key, hue="model", ax=axis, legend=False, palette=palette)
@@ -187,6 +398,7 @@ def cost_bars(cost: pd.DataFrame, path: Path, title: str = "",
     return save(figure, path)
 
 
+@theme(None)
 def example_grid(arrays: dict[str, np.ndarray], title: str, path: Path) -> Path:
     """Rows: input, target and prediction of each example clip; columns: time."""
     rows = [("input", arrays["input"]), ("target", arrays["target"]),

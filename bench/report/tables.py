@@ -15,7 +15,8 @@ def accuracy_table(acc: pd.DataFrame, latex: bool = False, reference: str | None
     """Display table: mean ± std per metric, best bold; given a ``reference`` model present in
     ``acc``, the difference of each model's test MSE from it with its paired bootstrap interval,
     and a column of t-test p-values over seeds only where some model could be tested (3 or more
-    seeds, trained)."""
+    seeds, trained). ``latex``: cells escaped for LaTeX with its markup (bold, $\\pm$); the
+    headers stay plain text in both cases (:func:`to_latex` escapes them)."""
     out = pd.DataFrame({"model": acc["model"].map(lambda m: _text(m, latex))})
     ok = acc["status"] == "ok"
     shown = {**ACCURACY, **{k: v for k, v in OPTIONAL.items() if k in acc}}
@@ -36,8 +37,6 @@ def accuracy_table(acc: pd.DataFrame, latex: bool = False, reference: str | None
             best = _best(acc.loc[ok, key], lower)
             digits = _decimals(acc[key])
             label = label.format(u=unit, u2=f"{unit}²" if unit.isalnum() else f"({unit})²")
-            if latex:
-                label = _text(label, True).replace("²", "$^2$")
             out[label] = [
                 _bold(cell, latex) if row["status"] == "ok" and best is not None
                 and row[key] == best else cell
@@ -45,18 +44,18 @@ def accuracy_table(acc: pd.DataFrame, latex: bool = False, reference: str | None
                 for cell in [_mean_std(row[key], row[f"{key}_std"], digits, latex)]]
     out["seeds"] = acc["seeds"]
     if reference is not None and reference in set(acc["model"]):
-        name = _text(reference, latex)
-        delta = (r"$\Delta$" if latex else "Δ") + f" MSE vs {name} [95% CI]"
-        out[delta] = [_delta(row, reference, latex) for _, row in acc.iterrows()]
+        out[f"Δ MSE vs {reference} [95% CI]"] = [_delta(row, reference) for _, row in acc.iterrows()]
         if acc["p_seeds"].notna().any():
-            out[f"p vs {name} (seeds)"] = acc["p_seeds"].map(
+            out[f"p vs {reference} (seeds)"] = acc["p_seeds"].map(
                 lambda p: "" if math.isnan(p) else f"{p:.3f}")
     if not ok.all():
         out["status"] = acc["status"].map(lambda s: _text(s, latex))
     return out
 
 
-def _delta(row, reference: str, latex: bool) -> str:
+def _delta(row, reference: str) -> str:
+    """A model's difference from the reference with its interval (digits and signs only: the
+    same text in Markdown and LaTeX)."""
     if row["model"] == reference:
         return "reference"
     if pd.isna(row["delta_mse"]):
@@ -92,7 +91,10 @@ def csv_table(acc: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_latex(table: pd.DataFrame, caption: str, label: str) -> str:
-    return table.to_latex(index=False, escape=False, caption=_text(caption, True), label=label,
+    """A booktabs table of a display table built with ``latex=True`` (its cells already
+    escaped, with markup); the headers and the caption are escaped here."""
+    table = table.rename(columns=latex_escape)
+    return table.to_latex(index=False, escape=False, caption=latex_escape(caption), label=label,
                           column_format="l" + "r" * (len(table.columns) - 1))
 
 
@@ -133,9 +135,22 @@ def _bold(text: str, latex: bool) -> str:
 
 
 def _text(text: str, latex: bool) -> str:
-    if not latex:
-        return str(text).replace("|", "/")
-    for char, escaped in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"),
-                          ("#", r"\#"), ("$", r"\$"), ("Δ", r"$\Delta$")):
-        text = str(text).replace(char, escaped)
-    return text
+    """A text cell: LaTeX-escaped, or for Markdown with no "|" (which would split the cell)."""
+    return latex_escape(text) if latex else str(text).replace("|", "/")
+
+
+# LaTeX's special characters, and the non-ASCII ones the harness writes, which pdflatex's
+# default input encoding does not all know (√), as text or math that every engine compiles.
+_LATEX = str.maketrans({
+    "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "_": r"\_", "%": r"\%", "&": r"\&",
+    "#": r"\#", "$": r"\$", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
+    "Δ": r"$\Delta$", "±": r"$\pm$", "×": r"$\times$", "²": r"$^2$", "√": r"$\surd$",
+})
+
+
+def latex_escape(text) -> str:
+    """``text`` as LaTeX text: every special character escaped in one pass (so an escape's own
+    backslash and braces are never escaped again), e.g. ``predrnn_v2`` -> ``predrnn\\_v2``,
+    ``[95% CI]`` -> ``[95\\% CI]``."""
+    return str(text).translate(_LATEX)
