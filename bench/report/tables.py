@@ -26,6 +26,8 @@ def accuracy_table(acc: pd.DataFrame, latex: bool = False, reference: str | None
             cell = _mean_std(row[key], row[f"{key}_std"], DIGITS[key], latex)
             if key in OPTIONAL and row["status"] == "ok" and pd.isna(row[key]):
                 cell = "n/a"  # this model's records were tested without it
+            elif row["status"] == "ok" and pd.isna(row[key]):
+                cell = "NaN"  # a successful run's metric that is not a number: shown as such
             if row["status"] == "ok" and best is not None and row[key] == best:
                 cell = _bold(cell, latex)
             cells.append(cell)
@@ -44,7 +46,7 @@ def accuracy_table(acc: pd.DataFrame, latex: bool = False, reference: str | None
                 for _, row in acc.iterrows()
                 for cell in [_mean_std(row[key], row[f"{key}_std"], digits, latex)]]
     out["seeds"] = acc["seeds"]
-    if reference is not None and reference in set(acc["model"]):
+    if reference is not None and reference in set(acc.get("name", acc["model"])):
         name = _text(reference, latex)
         delta = (r"$\Delta$" if latex else "Δ") + f" MSE vs {name} [95% CI]"
         out[delta] = [_delta(row, reference, latex) for _, row in acc.iterrows()]
@@ -57,7 +59,7 @@ def accuracy_table(acc: pd.DataFrame, latex: bool = False, reference: str | None
 
 
 def _delta(row, reference: str, latex: bool) -> str:
-    if row["model"] == reference:
+    if row.get("is_reference", row["model"] == reference):  # its row of each protocol
         return "reference"
     if pd.isna(row["delta_mse"]):
         return ""
