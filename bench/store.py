@@ -68,9 +68,25 @@ class ResultsStore:
         return matches[-1] if matches else None
 
     def latest(self, records: list[dict] | None = None) -> list[dict]:
-        """The newest record of each (mode, model, dataset, preset, seed), successful or not.
+        """One record per cell (:func:`cell_key`: a configuration of a model and seed on a kind
+        of device and precision), in the order the cells first appear: the newest successful
+        one, as :meth:`done` (the run skips a cell on it, so the report shows it too), else the
+        newest failure. A successful record that a later failure of its cell followed comes back
+        as a copy with ``later_failures``: the errors of those failures, oldest first.
         ``records``: the store's records if the caller already read them."""
-        newest: dict[tuple, dict] = {}
+        cells: dict[tuple, list[dict]] = {}
         for record in self.records() if records is None else records:
-            newest[cell_key(record)[:5]] = record
-        return list(newest.values())
+            cells.setdefault(cell_key(record), []).append(record)
+        return [_newest_standing(history) for history in cells.values()]
+
+
+def _newest_standing(history: list[dict]) -> dict:
+    """Of one cell's records (oldest first): the newest ``ok`` one, with the failures after it
+    noted, else the newest."""
+    ok = [i for i, r in enumerate(history) if r["status"] == "ok"]
+    if not ok:
+        return history[-1]
+    record, later = history[ok[-1]], history[ok[-1] + 1:]
+    if later:
+        record = {**record, "later_failures": [r.get("error") or r["status"] for r in later]}
+    return record

@@ -52,6 +52,9 @@ class TrainResult:
     parts: int = 1  # processes the training ran in (1 + the number of resumptions)
     earlier_parts_s: float = 0.0  # of wall_s, the time spent in earlier (interrupted) processes
     iteration_s: float | None = None  # median seconds per training iteration, as the loop ran
+    # its spread: the first and third quartiles over the timed stretches, and how many there were
+    iteration_s_quartiles: list[float] | None = None
+    timed_stretches: int = 0
     # a budgeted run (see bench.budget): the budget, its plan, and what was spent
     budget: dict | None = None
 
@@ -209,6 +212,7 @@ class Trainer:
         result.steps = plan.done * (2 if cfg.reverse_pass else 1)  # optimizer steps
         result.wall_s = time.perf_counter() - started
         result.iteration_s = chunks.median()
+        result.iteration_s_quartiles, result.timed_stretches = chunks.quartiles(), len(chunks.times)
         result.budget = plan.summary()
         self._load_best()
         return result
@@ -359,6 +363,14 @@ class _Chunks:
 
     def median(self) -> float | None:
         return statistics.median(self.times) if self.times else None
+
+    def quartiles(self) -> list[float] | None:
+        """[first, third] quartile of the stretches' seconds per iteration (one stretch: both
+        are its value); None when nothing was timed."""
+        if len(self.times) < 2:
+            return self.times * 2 or None
+        q1, _, q3 = statistics.quantiles(self.times, n=4, method="inclusive")
+        return [q1, q3]
 
 
 def _rng_states() -> dict:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from . import plots
+from .aggregate import row_labels
 
 
 def budget_label(record: dict) -> str:
@@ -18,19 +19,20 @@ def budget_label(record: dict) -> str:
 
 def budget_frame(records: list[dict]) -> pd.DataFrame:
     """One row per (model, seed, budget checkpoint): cumulative training FLOPs and seconds,
-    validation MSE; plus a ``test`` row at the spent budget with the test MSE."""
-    rows = []
+    validation MSE; plus a ``test`` row at the spent budget with the test MSE. ``model``: the
+    row's label (bench.report.aggregate.configurations)."""
+    rows, labels = [], row_labels(records)
     for r in records:
         train = r.get("train") or {}
         if r["status"] != "ok" or not train.get("budget"):
             continue
         for entry in train["history"]:
-            rows.append({"model": r["model"], "budget": budget_label(r), "seed": r["seed"],
+            rows.append({"model": labels[id(r)], "budget": budget_label(r), "seed": r["seed"],
                          "split": "validation",
                          "train_flops": entry.get("train_flops"), "train_s": entry["train_s"],
                          "mse": entry["val_mse"]})
         spent = train["budget"]
-        rows.append({"model": r["model"], "budget": budget_label(r), "seed": r["seed"],
+        rows.append({"model": labels[id(r)], "budget": budget_label(r), "seed": r["seed"],
                      "split": "test",
                      "train_flops": spent.get("spent_flops"), "train_s": spent["spent_train_s"],
                      "mse": r["metrics"]["headline"]["mse"]})
@@ -88,12 +90,13 @@ def accuracy_vs_compute(frame: pd.DataFrame, path: Path, title: str = "",
 
 
 def equal_compute_table(records: list[dict]) -> pd.DataFrame:
-    """Per model: the budget, what was spent, the iterations, test MSE (mean ± sd over seeds)."""
-    rows = []
+    """Per configuration (its row label): the budget, what was spent, the iterations, test MSE
+    (mean ± sd over seeds)."""
+    rows, labels = [], row_labels(records)
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in records:
         if r["status"] == "ok" and (r.get("train") or {}).get("budget"):
-            groups.setdefault((r["model"], budget_label(r)), []).append(r)
+            groups.setdefault((labels[id(r)], budget_label(r)), []).append(r)
     for (model, budget), group in groups.items():
         spent = [r["train"]["budget"] for r in group]
         mse = [r["metrics"]["headline"]["mse"] for r in group]
@@ -113,12 +116,13 @@ def equal_compute_table(records: list[dict]) -> pd.DataFrame:
 
 
 def matched_table(records: list[dict]) -> pd.DataFrame:
-    """Per model: the size target, the chosen width, the achieved count beside the test MSE."""
-    rows = []
+    """Per configuration (its row label): the size target, the chosen width, the achieved count
+    beside the test MSE."""
+    rows, labels = [], row_labels(records)
     groups: dict[str, list[dict]] = {}
     for r in records:
         if r.get("match"):
-            groups.setdefault(r["model"], []).append(r)
+            groups.setdefault(labels[id(r)], []).append(r)
     for model, group in groups.items():
         info = group[-1]["match"]
         ok = [r["metrics"]["headline"]["mse"] for r in group
@@ -155,7 +159,9 @@ def compute_sections(folder: Path, records: list[dict], title: str = "",
             "Every model trained until the same budget was spent; its learning-rate and "
             "scheduled-sampling schedules were laid out over the budget (bench/budget.py)."]))
         frame = budget_frame(records)
-        figures.append(("Accuracy against training compute",
-                        accuracy_vs_compute(frame, folder / "accuracy_vs_compute", title,
-                                            palette)[0]))
+        frame = frame[np.isfinite(frame["mse"].astype("float64"))]  # a NaN has no place on axes
+        if not frame.empty:
+            figures.append(("Accuracy against training compute",
+                            accuracy_vs_compute(frame, folder / "accuracy_vs_compute", title,
+                                                palette)[0]))
     return sections, figures

@@ -76,7 +76,8 @@ def per_frame(per_frame: pd.DataFrame, path: Path, title: str = "", palette: dic
     untrained = untrained_models(acc)
     models = list(dict.fromkeys(per_frame["model"]))
     trained = [m for m in models if m not in untrained]
-    differences = {metric: frame_differences(per_frame, reference, metric, untrained)
+    reference, compared = compared_rows(acc, reference)
+    differences = {metric: frame_differences(per_frame, reference, metric, untrained, compared)
                    for metric, _ in PER_FRAME_METRICS} if trained else {}
     rows = ([("trained", trained)] if trained else []) \
         + ([("delta", trained)] if any(not d.empty for d in differences.values()) else []) \
@@ -109,6 +110,19 @@ def untrained_models(acc: pd.DataFrame | None) -> set[str]:
     return set(acc.loc[acc["deterministic"].astype(bool), "model"])
 
 
+def compared_rows(acc: pd.DataFrame | None, reference: str | None
+                  ) -> tuple[str | None, set[str] | None]:
+    """The reference row whose differences are drawn and the rows compared with it (the
+    accuracy frame's ``compared_with``: rows of the same protocol). A folder of several
+    protocols has a reference row per protocol: the one most rows are compared with is drawn.
+    Without that column every row is compared with ``reference`` (None: all)."""
+    if acc is None or "compared_with" not in acc or reference is None:
+        return reference, None
+    counts = acc.loc[acc["compared_with"] != "", "compared_with"].value_counts()
+    label = counts.index[0] if len(counts) else reference
+    return label, set(acc.loc[acc["compared_with"] == label, "model"])
+
+
 def seed_summary(per_frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Per row label and frame: ``mean`` of ``metric`` over seeds, ``sd`` (NaN for one seed)
     and the number of ``seeds``, models in the order they first appear."""
@@ -117,14 +131,15 @@ def seed_summary(per_frame: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def frame_differences(per_frame: pd.DataFrame, reference: str | None, metric: str,
-                      untrained: set[str] = frozenset()) -> pd.DataFrame:
+                      untrained: set[str] = frozenset(),
+                      compared: set[str] | None = None) -> pd.DataFrame:
     """Per trained row label other than ``reference`` and per frame: ``delta``, the mean over
     paired seeds of its ``metric`` minus the reference's, and ``low``/``high``, a 95% t-interval
     of that mean over the ``pairs`` (NaN for one pair). Seeds pair as in the table's bootstrap
     (statistics.paired_clip_differences, here with per-frame values): seed s with seed s, and a
     reference without training with every seed. The records hold per-clip values averaged over
     frames, not per frame, so the interval is over seeds, not clips. Empty without a reference
-    in ``per_frame``."""
+    in ``per_frame``. ``compared``: the rows of the reference's protocol (None: every row)."""
     runs = {model: {seed: rows.sort_values("frame")[metric].to_numpy(dtype=float)
                     for seed, rows in group.groupby("seed")}
             for model, group in per_frame.groupby("model", sort=False)}
@@ -134,7 +149,8 @@ def frame_differences(per_frame: pd.DataFrame, reference: str | None, metric: st
     frames = np.sort(per_frame["frame"].unique())
     rows = []
     for model, seeds in runs.items():
-        if model == reference or model in untrained:
+        if model == reference or model in untrained or (compared is not None
+                                                         and model not in compared):
             continue
         pairs = [d for d in (statistics.paired_clip_differences(
             {seed: values}, runs[reference], False, reference in untrained)[0]

@@ -27,6 +27,8 @@ def accuracy_table(acc: pd.DataFrame, latex: bool = False, reference: str | None
             cell = _mean_std(row[key], row[f"{key}_std"], DIGITS[key], latex)
             if key in OPTIONAL and row["status"] == "ok" and pd.isna(row[key]):
                 cell = "n/a"  # this model's records were tested without it
+            elif row["status"] == "ok" and pd.isna(row[key]):
+                cell = "NaN"  # a successful run's metric that is not a number: shown as such
             if row["status"] == "ok" and best is not None and row[key] == best:
                 cell = _bold(cell, latex)
             cells.append(cell)
@@ -43,7 +45,7 @@ def accuracy_table(acc: pd.DataFrame, latex: bool = False, reference: str | None
                 for _, row in acc.iterrows()
                 for cell in [_mean_std(row[key], row[f"{key}_std"], digits, latex)]]
     out["seeds"] = acc["seeds"]
-    if reference is not None and reference in set(acc["model"]):
+    if reference is not None and reference in set(acc.get("name", acc["model"])):
         out[f"Δ MSE vs {reference} [95% CI]"] = [_delta(row, reference) for _, row in acc.iterrows()]
         if acc["p_seeds"].notna().any():
             out[f"p vs {reference} (seeds)"] = acc["p_seeds"].map(
@@ -54,9 +56,9 @@ def accuracy_table(acc: pd.DataFrame, latex: bool = False, reference: str | None
 
 
 def _delta(row, reference: str) -> str:
-    """A model's difference from the reference with its interval (digits and signs only: the
-    same text in Markdown and LaTeX)."""
-    if row["model"] == reference:
+    """A model's difference from the reference of its protocol with its interval (digits and
+    signs only: the same text in Markdown and LaTeX)."""
+    if row.get("is_reference", row["model"] == reference):  # its row of each protocol
         return "reference"
     if pd.isna(row["delta_mse"]):
         return ""
