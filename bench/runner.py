@@ -18,6 +18,7 @@ import models
 from datasets import build_dataset
 
 from . import distributed, lpips_metric
+from .acceleration import describe_precision
 from .budget import Budget, plan_budget
 from .config import OPERATIONAL_OPTIONS, DataConfig, Preset, config_hash
 from .estimate import cell_estimate, duration, estimate_lines, remaining_line, speed_ratio
@@ -115,9 +116,7 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
         done = distributed.broadcast(None if request.rerun else store.done(cell_key(record),
                                                                            recorded))
         if done:
-            log(f"skip {name} seed {seed}: done on {done['device_name']} "
-                f"({done.get('precision')}) at {done.get('finished_at')}, in {store.path}; "
-                "--rerun trains it again")
+            log(_skip_line(done, store))
         else:
             pending.append(record)
     # Rank 0 alone profiles (the others would compete for the same cores or bus and skew its
@@ -168,6 +167,13 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
             raise RuntimeError(f"{name} (seed {seed}) failed on rank {distributed.rank()}: "
                                f"{record['error']}; stopping every rank")
     return folder, new_records
+
+
+def _skip_line(done: dict, store: ResultsStore) -> str:
+    """What a skipped cell's record says: where, how (its precision in words) and when."""
+    precision = describe_precision(done["precision"]) if done.get("precision") else "not recorded"
+    return (f"skip {done['model']} seed {done['seed']}: done on {done['device_name']} (precision "
+            f"{precision}) at {done.get('finished_at')}, in {store.path}; --rerun trains it again")
 
 
 def match_target(request: RunRequest, data) -> float:

@@ -44,6 +44,17 @@ def test_cached_costs_are_reused_unless_remeasure_or_rerun(run, tmp_path, capsys
     assert run("--models", "persistence", "--seeds", "2", "--remeasure") == 0
     assert len(run.calls) == 2
     assert run("--models", "persistence", "--rerun") == 0 and len(run.calls) == 3
+    assert run("--models", "persistence") == 0 and len(run.calls) == 3  # done: skipped
+    skipped = capsys.readouterr().out
+    assert "skip persistence seed 0: done on CPU (" in skipped and "(precision float32) at" in skipped
+
+
+def test_the_skip_line_says_the_precision_in_words():
+    from bench.acceleration import describe_precision
+
+    assert describe_precision("none") == "float32"
+    assert describe_precision("none+tf32") == "float32, TF32"
+    assert describe_precision("bf16") == "bf16 autocast"
 
 
 def test_a_cost_training_contradicts_is_dropped_and_the_estimate_refreshed(run, tmp_path,
