@@ -172,8 +172,8 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
 def _skip_line(done: dict, store: ResultsStore) -> str:
     """What a skipped cell's record says: where, how (its precision in words) and when."""
     precision = describe_precision(done["precision"]) if done.get("precision") else "not recorded"
-    return (f"skip {done['model']} seed {done['seed']}: done on {done['device_name']} (precision "
-            f"{precision}) at {done.get('finished_at')}, in {store.path}; --rerun trains it again")
+    return (f"skip {done['model']} seed {done['seed']}: done on {done['device_name']}, precision "
+            f"{precision}, at {done.get('finished_at')}, in {store.path}; --rerun trains it again")
 
 
 def match_target(request: RunRequest, data) -> float:

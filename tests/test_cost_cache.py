@@ -46,7 +46,7 @@ def test_cached_costs_are_reused_unless_remeasure_or_rerun(run, tmp_path, capsys
     assert run("--models", "persistence", "--rerun") == 0 and len(run.calls) == 3
     assert run("--models", "persistence") == 0 and len(run.calls) == 3  # done: skipped
     skipped = capsys.readouterr().out
-    assert "skip persistence seed 0: done on CPU (" in skipped and "(precision float32) at" in skipped
+    assert "skip persistence seed 0: done on CPU (" in skipped and ", precision float32, at" in skipped
 
 
 def test_the_skip_line_says_the_precision_in_words():
