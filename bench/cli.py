@@ -12,19 +12,17 @@ import models
 
 from . import distributed
 from .budget import parse_budget
-from .config import PRESETS, DataConfig, TrainConfig, apply_overrides, get_preset, parse_override
+from .config import DataConfig, TrainConfig, apply_overrides, get_preset, parse_override
 from .match import parse_match
-from .options import DEFAULT_MODELS, Parser, add_option
+from .options import Parser, add_option
 from .precision import resolve_device
 from .reliability import check_model_args, check_train_overrides, parse_shard, safe_component
 from .runner import GridInterrupted, RunRequest, load_data, match_target, model_config, run_grid
 from .store import RECORDS_FILE, ResultsStore
 
-_Parser = Parser  # the name other modules import
-
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="run_bench.py",
         description="Train and evaluate spatiotemporal predictors under one protocol.",
         epilog="subcommands:\n"
@@ -260,7 +258,8 @@ SUBCOMMANDS = {"report": report_main, "download": download_main, "evaluate": eva
 def command_parsers() -> dict[str, argparse.ArgumentParser]:
     """Every command's parser, by name ('' for the main command): for --help checks and tests."""
     from .cross_eval import build_parser as evaluate_parser
-    from .download import build_parser as download_parser, manual_datasets
+    from .download import build_parser as download_parser
+    from .download import manual_datasets
 
     return {"": build_parser(), "evaluate": evaluate_parser(), "report": build_report_parser(),
             "download": download_parser(manual_datasets())}

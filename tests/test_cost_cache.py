@@ -61,14 +61,14 @@ def test_a_cost_training_contradicts_is_dropped_and_the_estimate_refreshed(run, 
                                                                            capsys):
     """The stub profile says 2 microseconds an iteration; real training takes far longer, so
     the cached cost is dropped after the first cell, and the estimate of the second is scaled."""
-    assert run("--models", "convlstm", "--seeds", "0", "1") == 0
+    assert run("--models", "convlstm", "--seeds", "0", "1", "--steps", "1") == 0
     printed = capsys.readouterr().out
     assert "== convlstm (seed 0, preset smoke, mmnist-embedded-32px; cell 1 of 2)" in printed
     assert "== convlstm (seed 1, preset smoke, mmnist-embedded-32px; cell 2 of 2)" in printed
     assert printed.count("the machine was probably busy while one of them was measured") == 1
     assert not list((tmp_path / "results" / FOLDER / "cost_cache").glob("convlstm__*"))
     assert "refreshed estimate: about " in printed and "for the 1 cell(s) left" in printed
-    assert run("--models", "convlstm", "--seeds", "2") == 0 and len(run.calls) == 2
+    assert run("--models", "convlstm", "--seeds", "2", "--steps", "1") == 0 and len(run.calls) == 2
 
 
 def test_a_cost_training_agrees_with_is_kept(tmp_path):
