@@ -217,10 +217,7 @@ def build_parser(manual: dict[str, str]) -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     manual = manual_datasets()
-    try:
-        args = build_parser(manual).parse_args(argv)
-    except SystemExit as exit_:  # bad arguments (one line already printed) or --help
-        return exit_.code
+    args = build_parser(manual).parse_args(argv)
     if args.dataset in manual:
         print(f"error: {args.dataset} cannot be downloaded automatically: {manual[args.dataset]} "
               "(DIR is what you pass as --data-root)", file=sys.stderr)
