@@ -26,6 +26,14 @@ def precision_label(device: torch.device, cfg: TrainConfig) -> str:
     return cfg.amp + ("+tf32" if device.type == "cuda" and cfg.tf32 else "")
 
 
+def describe_precision(label: str) -> str:
+    """A precision label in words, for messages: 'none' -> 'float32', 'bf16+tf32' -> 'bf16
+    autocast, TF32'."""
+    amp, _, tf32 = label.partition("+")
+    words = "float32" if amp == "none" else f"{amp} autocast"
+    return words + (", TF32" if tf32 else "")
+
+
 def compile_model(model: torch.nn.Module, mode: str = "default") -> torch.nn.Module:
     """``torch.compile`` what the model runs per step, in place: each recurrent cell's ``step``
     (the rollout around it stays eager: its Python loop and scheduled-sampling choices would

@@ -12,25 +12,17 @@ import models
 
 from . import distributed
 from .budget import parse_budget
-from .config import PRESETS, DataConfig, TrainConfig, apply_overrides, get_preset, parse_override
+from .config import DataConfig, TrainConfig, apply_overrides, get_preset, parse_override
 from .match import parse_match
+from .options import Parser, add_option
 from .precision import resolve_device
 from .reliability import check_model_args, check_train_overrides, parse_shard, safe_component
 from .runner import GridInterrupted, RunRequest, load_data, match_target, model_config, run_grid
 from .store import RECORDS_FILE, ResultsStore
 
-DEFAULT_MODELS = ["modernn", "convlstm", "predrnn", "persistence"]
-
-
-class _Parser(argparse.ArgumentParser):
-    """Bad arguments are one line on stderr, 'error: ...', exit code 2 (no usage block)."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
-
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="run_bench.py",
         description="Train and evaluate spatiotemporal predictors under one protocol.",
         epilog="subcommands:\n"
@@ -48,20 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                "options",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, metavar="NAME",
-                        help="model names (space-separated), shell wildcards ('predrnn*') or 'all' "
-                             f"(default: {' '.join(DEFAULT_MODELS)})")
-    parser.add_argument("--dataset", default="mmnist",
-                        help="dataset name (default: mmnist; see --list-datasets)")
-    parser.add_argument("--dataset-config", metavar="PATH",
-                        help="a TOML file describing your own dataset (its name names the "
-                             "results folder); see README 'Your own data'")
-    parser.add_argument("--preset", default="quick", choices=list(PRESETS),
-                        help="smoke: seconds; quick (default): minutes on a CPU; paper: the "
-                             "authors' protocol")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="N",
-                        help="random seeds, space-separated; one run per (model, seed) "
-                             "(default: 0)")
+    for name in ("models", "dataset", "dataset-config", "preset", "seeds"):
+        add_option(parser, name)
     parser.add_argument("--shard", metavar="I/N",
                         help="run only the I-th of N disjoint parts of the (model, seed) grid "
                              "(1 <= I <= N; round-robin over the sorted cells), e.g. for a "
@@ -81,24 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override any training option, e.g. --set amp=bf16 --set lr=5e-4")
     parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="override a model constructor argument, e.g. --model-arg hidden=64")
-    parser.add_argument("--reference", metavar="NAME",
-                        help="the model every other is compared with (it must be in --models; "
-                             "default: modernn when it is in the grid, else no comparison)")
+    add_option(parser, "reference")
     parser.add_argument("--lpips", action="store_true",
                         help="also report LPIPS (AlexNet, as OpenSTL) on the test set: needs "
-                             "'pip install lpips' and AlexNet's weights in the torch hub cache "
+                             "the lpips package's weight file ('pip install --no-deps lpips': "
+                             "without --no-deps pip also installs torchvision and a CUDA build "
+                             "of torch) and AlexNet's weights in the torch hub cache "
                              "(downloaded once if missing); when it cannot be computed the "
                              "record says why and the run goes on. A cell tested with LPIPS is "
                              "another cell (its own config hash)")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
-    parser.add_argument("--out", default="results", help="results root (default: results)")
-    parser.add_argument("--data-root", help="mmnist: folder with train-images-idx3-ubyte.gz "
-                                            "and/or mnist_test_seq.npy (default: embedded "
-                                            "digits); the standard datasets (mfmnist, taxibj, "
-                                            "kth, weatherbench, sevir): the folder holding "
-                                            "their published files (see 'download --help')")
-    parser.add_argument("--cache-dir", default=".cache/datasets",
-                        help="where generated evaluation sets are kept")
+    for name in ("device", "out", "data-root", "cache-dir"):
+        add_option(parser, name)
     parser.add_argument("--profile-only", action="store_true",
                         help="measure parameters, FLOPs, throughput and memory without training")
     parser.add_argument("--list-models", action="store_true", help="list registered models")
@@ -106,10 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="list registered datasets (with --dataset-config: and that one)")
     parser.add_argument("--format", choices=["table", "json"], default="table",
                         help="output format of --list-models")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--rerun", action="store_true",
-                        help="train cells again even when the store has them done on this kind of "
-                             "device (a new record is appended; reports use the newest)")
+    add_option(parser, "no-progress")
+    add_option(parser, "rerun")
+    parser.add_argument("--remeasure", action="store_true",
+                        help="measure every model's cost again (parameters, FLOPs, throughput, "
+                             "memory) even when RESULTS/cost_cache/ holds it from an earlier run")
     return parser
 
 
@@ -177,6 +151,7 @@ def make_request(args: argparse.Namespace) -> RunRequest:
         device=resolve_device(args.device), out_root=out_root, data_root=args.data_root,
         cache_dir=args.cache_dir, model_args=dict(parse_override(t) for t in args.model_arg),
         profile_only=args.profile_only, progress=not args.no_progress, rerun=args.rerun,
+        remeasure=args.remeasure,
         shard=parse_shard(args.shard) if args.shard is not None else None,
         budget=parse_budget(args.budget) if args.budget is not None else None,
         match=parse_match(args.match) if args.match is not None else None,
@@ -234,16 +209,23 @@ def _check_writable(folder: Path) -> None:
                          "writable folder)")
 
 
+def build_report_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="run_bench.py report",
+                    description="Rebuild every table and plot from the store.")
+    add_option(parser, "out", nargs="+", default=["results"],
+               help="results folders; each store found below them is reported (default: results)")
+    add_option(parser, "reference",
+               help="the model every other is compared with (default: the one the newest run "
+                    "named, else modernn when present, else none)")
+    return parser
+
+
 def report_main(argv: list[str]) -> int:
     """``run_bench.py report [--out FOLDER ...]``: rebuild tables and plots from stores alone."""
-    parser = argparse.ArgumentParser(prog="run_bench.py report",
-                                     description="Rebuild every table and plot from the store.")
-    parser.add_argument("--out", nargs="+", default=["results"],
-                        help="results folders; each store found below them is reported")
-    parser.add_argument("--reference", metavar="NAME",
-                        help="the model every other is compared with (default: the one the "
-                             "newest run named, else modernn when present, else none)")
-    args = parser.parse_args(argv)
+    try:
+        args = build_report_parser().parse_args(argv)
+    except SystemExit as exit_:  # bad arguments (one line already printed) or --help
+        return exit_.code
     from .report import write_report  # here: pandas, scipy and seaborn take seconds to import
     stores = sorted({p.parent for root in args.out for p in Path(root).rglob(RECORDS_FILE)})
     if not stores:
@@ -271,6 +253,16 @@ def evaluate_main(argv: list[str]) -> int:
 
 
 SUBCOMMANDS = {"report": report_main, "download": download_main, "evaluate": evaluate_main}
+
+
+def command_parsers() -> dict[str, argparse.ArgumentParser]:
+    """Every command's parser, by name ('' for the main command): for --help checks and tests."""
+    from .cross_eval import build_parser as evaluate_parser
+    from .download import build_parser as download_parser
+    from .download import manual_datasets
+
+    return {"": build_parser(), "evaluate": evaluate_parser(), "report": build_report_parser(),
+            "download": download_parser(manual_datasets())}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,9 +32,10 @@ import torch
 import datasets
 import models
 
-from .cli import DEFAULT_MODELS, _check_dataset_config, _check_writable, _model_patterns, _Parser, preset_data
+from .cli import _check_dataset_config, _check_writable, _model_patterns, preset_data
 from .config import PRESETS, TrainConfig, apply_overrides, config_hash, get_preset
 from .evaluate import evaluate
+from .options import Parser, add_option
 from .precision import resolve_device
 from .provenance import now, run_fields
 from .reliability import free_memory, safe_component
@@ -46,7 +47,7 @@ MODE = "evaluate"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="run_bench.py evaluate",
         description="Test the best checkpoint of finished training cells on another dataset or "
                     "preset; one record per (model, seed), mode 'evaluate', in the target's store.",
@@ -55,11 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                "--dataset mmnist3",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, metavar="NAME",
-                        help="trained models (space-separated, wildcards or 'all'; default: "
-                             f"{' '.join(DEFAULT_MODELS)})")
-    parser.add_argument("--seeds", "--seed", nargs="+", type=int, default=[0], metavar="N",
-                        help="the training seeds to evaluate (default: 0)")
+    add_option(parser, "models", help="trained models (space-separated, wildcards or 'all'; "
+                                      "default: modernn convlstm predrnn persistence)")
+    add_option(parser, "seeds", help="the training seeds to evaluate (default: 0)")
     parser.add_argument("--from-dataset", default="mmnist", metavar="NAME",
                         help="the data the cells were trained on: the --dataset of the training "
                              "run (mmnist) or its results folder (mmnist-embedded; default: "
@@ -69,29 +68,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--from-hash", metavar="HASH",
                         help="the training configuration's hash (or its start), where cells of "
                              "several configurations are in the store")
-    parser.add_argument("--dataset", required=True,
-                        help="the dataset to test on, e.g. mmnist3 (see run_bench.py "
-                             "--list-datasets)")
-    parser.add_argument("--dataset-config", metavar="PATH",
-                        help="a TOML file describing the dataset to test on (README 'Your own "
-                             "data')")
-    parser.add_argument("--preset", choices=list(PRESETS),
-                        help="the preset of the test data (frame size, test clips, frames; "
-                             "default: --from-preset)")
+    add_option(parser, "dataset", required=True, default=None,
+               help="the dataset to test on, e.g. mmnist3 (see run_bench.py --list-datasets)")
+    add_option(parser, "dataset-config",
+               help="a TOML file describing the dataset to test on (README 'Your own data')")
+    add_option(parser, "preset", default=None,
+               help="the preset of the test data (frame size, test clips, frames; default: "
+                    "--from-preset)")
     parser.add_argument("--in-len", type=int, metavar="N",
                         help="input frames of the test clips (default: the preset's); a model "
                              "built for its input length must keep it")
     parser.add_argument("--out-len", type=int, metavar="N",
                         help="frames to predict (default: the preset's), e.g. longer than trained")
-    parser.add_argument("--data-root", help="folder of the test data's files (as for training)")
-    parser.add_argument("--cache-dir", default=".cache/datasets",
-                        help="where generated evaluation sets are kept")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
-    parser.add_argument("--out", default="results",
-                        help="results root holding the training stores; the records go to "
-                             "OUT/<test data>/<preset> (default: results)")
-    parser.add_argument("--rerun", action="store_true",
-                        help="evaluate again even when the store has the evaluation done")
+    add_option(parser, "data-root", help="folder of the test data's files (as for training)")
+    add_option(parser, "cache-dir")
+    add_option(parser, "device")
+    add_option(parser, "out", help="results root holding the training stores; the records go to "
+                                   "OUT/<test data>/<preset> (default: results)")
+    add_option(parser, "rerun", help="evaluate again even when the store has the evaluation done")
+    add_option(parser, "no-progress",
+               help="accepted as in the main command; evaluate draws no progress bars (one line "
+                    "per cell)")
     return parser
 
 
@@ -155,8 +152,7 @@ def find_cell(records: list[dict], folder: Path, name: str, seed: int, args, com
     looked for, and the command that trains it, when there is none."""
     mine = [r for r in records if r["mode"] == "train" and r["model"] == name
             and r["seed"] == seed and r["preset"] == args.from_preset]
-    ok = [r for r in mine if r["status"] == "ok"
-          and (args.from_hash is None or r["config_hash"].startswith(args.from_hash))]
+    ok = _with_hash([r for r in mine if r["status"] == "ok"], args.from_hash, name, seed, folder)
     train = command.replace("{model}", name).replace("{seed}", str(seed))
     if not ok:
         wanted = f", config hash {args.from_hash}..." if args.from_hash else ""
@@ -185,6 +181,32 @@ def find_cell(records: list[dict], folder: Path, name: str, seed: int, args, com
                          f"trained {record.get('finished_at')}) is missing: {path}; train it again "
                          f"with: {train} --rerun")
     return {"record": record, "folder": folder, "checkpoint": path, "sha256": _sha256(path)}
+
+
+def _with_hash(finished: list[dict], wanted: str | None, name: str, seed: int,
+               folder: Path) -> list[dict]:
+    """The finished records of configuration ``wanted`` (a hash or its start; all when None).
+
+    A model without training (no parameters: persistence, blank) has no configuration of its
+    own to pick, so ``--from-hash`` does not apply to it: its newest record is evaluated as it
+    is, and a line says so. Where other configurations of a trained model are done, the error
+    names their hashes (training the default configuration again would only skip)."""
+    if wanted is None:
+        return finished
+    chosen = [r for r in finished if r["config_hash"].startswith(wanted)]
+    if chosen or not finished:
+        return chosen
+    if all(r.get("train") is None for r in finished):
+        newest = finished[-1]
+        print(f"note: {name} seed {seed} has no training (no parameters), so --from-hash "
+              f"{wanted} does not apply to it; evaluating it as it is (record "
+              f"{newest['config_hash']})")
+        return [newest]
+    hashes = ", ".join(dict.fromkeys(r["config_hash"] for r in finished))
+    raise ValueError(f"no finished training of {name} seed {seed} has a config hash starting "
+                     f"with {wanted} in {folder / RECORDS_FILE}; its finished trainings there have "
+                     f"config hash {hashes}: pass one of them to --from-hash, or evaluate "
+                     f"{name} in a command of its own")
 
 
 def target_config(preset, args):

@@ -198,21 +198,26 @@ def download(dataset: str, folder: str | Path, base_url: str | None = None,
     return [fetch(remote, folder, base_url, log) for remote in files]
 
 
-def main(argv: list[str]) -> int:
-    manual = manual_datasets()
-    parser = argparse.ArgumentParser(prog="run_bench.py download",
-                                     description="Download and verify a dataset's files.",
-                                     epilog=help_epilog(manual),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser(manual: dict[str, str]) -> argparse.ArgumentParser:
+    """The subcommand's options; ``manual``: the datasets it names a page for (manual_datasets)."""
+    from .options import Parser, add_option
+
+    parser = Parser(prog="run_bench.py download",
+                    description="Download and verify a dataset's files.",
+                    epilog=help_epilog(manual), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", choices=[*DATASETS, *manual])
-    parser.add_argument("--data-root", default=None,
-                        help="where the files go (default: data/mnist for mnist, data for the "
-                             "others, which go into their publisher's subfolder: mfmnist into "
-                             "DIR/moving_fmnist); then pass the same folder to run_bench.py "
-                             "--data-root")
+    add_option(parser, "data-root",
+               help="where the files go (default: data/mnist for mnist, data for the others, "
+                    "which go into their publisher's subfolder: mfmnist into DIR/moving_fmnist); "
+                    "then pass the same folder to run_bench.py --data-root")
     parser.add_argument("--base-url", help=f"fetch every file from this base URL instead "
                                            f"(also: environment variable {BASE_URL_ENV})")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    manual = manual_datasets()
+    args = build_parser(manual).parse_args(argv)
     if args.dataset in manual:
         print(f"error: {args.dataset} cannot be downloaded automatically: {manual[args.dataset]} "
               "(DIR is what you pass as --data-root)", file=sys.stderr)

@@ -164,9 +164,11 @@ def load(channels: int, height: int, width: int, *, download: bool = False,
                                      f"frames have {channels}"}
     linear = linear_weights_path()
     if linear is None:
-        return None, {"unavailable": "lpips package not installed (pip install lpips): its "
-                                     "linear-layer weights (lpips/weights/v0.1/alex.pth) are "
-                                     "needed"}
+        return None, {"unavailable": "lpips package not installed (pip install --no-deps "
+                                     "lpips): its linear-layer weights (lpips/weights/v0.1/"
+                                     "alex.pth) are needed, nothing else of it (without "
+                                     "--no-deps pip also installs torchvision, and on a "
+                                     "CPU-only machine a CUDA build of torch)"}
     backbone = alexnet_path(hub_dir)
     if not backbone.is_file():
         if not download:

@@ -11,6 +11,8 @@ resume. A plan says, iteration by iteration:
   entry a validation appends (``best_key`` names the entry's number that ``best_epoch`` takes);
 - ``checkpoint_due(validated, timed)``: whether last.pt is written (``timed``: the mid-epoch
   rule of ``checkpoint_every_steps`` / ``checkpoint_every_seconds`` says so);
+- ``label()``, ``position()``: the progress bar's name, and where training is (the lines
+  printed without a bar);
 - ``stopped()``: where Ctrl-C stopped it; ``state()``: what last.pt keeps to resume the plan;
   ``summary()``: what the result records (``TrainResult.budget``).
 
@@ -41,6 +43,14 @@ class EpochPlan:
 
     def label(self) -> str:
         return f"epoch {self.done // self.cfg.steps_per_epoch + 1}/{self.cfg.epochs}"
+
+    def position(self) -> str:
+        """Where training is, for a progress line: 'epoch 2/5' at an epoch's end, else
+        'epoch 3/5, iteration 10/50'."""
+        epoch, batch = divmod(self.done, self.cfg.steps_per_epoch)
+        if batch == 0:
+            return f"epoch {epoch}/{self.cfg.epochs}"
+        return f"epoch {epoch + 1}/{self.cfg.epochs}, iteration {batch}/{self.cfg.steps_per_epoch}"
 
     def begin(self, optimizer) -> int:
         return self.done
@@ -104,6 +114,10 @@ class BudgetRun:
 
     def label(self) -> str:
         return f"budget {self.plan.kind}={self.plan.amount:g}"
+
+    def position(self) -> str:
+        """Where training is, for a progress line: the budget, the share spent, the iteration."""
+        return f"{self.label()}, {self.progress:.0%} spent, iteration {self.done}"
 
     def begin(self, optimizer) -> float:
         spent = self.plan.progress(self.done, self.train_s)

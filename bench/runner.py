@@ -18,9 +18,10 @@ import models
 from datasets import build_dataset
 
 from . import distributed, lpips_metric
+from .acceleration import describe_precision
 from .budget import Budget, plan_budget
 from .config import OPERATIONAL_OPTIONS, DataConfig, Preset, config_hash
-from .estimate import cell_estimate, duration, estimate_lines
+from .estimate import cell_estimate, duration, estimate_lines, remaining_line, speed_ratio
 from .evaluate import evaluate
 from .match import MatchTarget, match_width, size
 from .profile import profile_model
@@ -46,7 +47,8 @@ class RunRequest:
     profile_only: bool = False
     progress: bool = True
     shard: tuple[int, int] | None = None  # (i, n): the i-th of n parts of the (model, seed) grid
-    rerun: bool = False  # train cells again even when the store has them done
+    rerun: bool = False  # train cells again even when the store has them done (implies remeasure)
+    remeasure: bool = False  # profile every model again even when cost_cache/ has its cost
     budget: Budget | None = None  # train every model until this budget is spent (bench.budget)
     match: MatchTarget | None = None  # scale every model's width to this size (bench.match)
     reference: str | None = None  # the model the report compares every other with
@@ -114,9 +116,7 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
         done = distributed.broadcast(None if request.rerun else store.done(cell_key(record),
                                                                            recorded))
         if done:
-            log(f"skip {name} seed {seed}: done on {done['device_name']} "
-                f"({done.get('precision')}) at {done.get('finished_at')}, in {store.path}; "
-                "--rerun trains it again")
+            log(_skip_line(done, store))
         else:
             pending.append(record)
     # Rank 0 alone profiles (the others would compete for the same cores or bus and skew its
@@ -136,10 +136,11 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
                 log(line)
     lpips = _load_lpips(data, log) if request.lpips and not request.profile_only and pending \
         else None
-    new_records = []
-    for record in pending:
+    new_records, ratios = [], {}
+    for number, record in enumerate(pending, 1):
         name, seed = record["model"], record["seed"]
-        log(f"== {name} (seed {seed}, preset {request.preset.name}, {data.name})")
+        log(f"== {name} (seed {seed}, preset {request.preset.name}, {data.name}; "
+            f"cell {number} of {len(pending)})")
         try:
             record.update(_run_cell(record, request, data, folder, costs, log, lpips))
         except KeyboardInterrupt as stop:
@@ -155,12 +156,24 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
         if record["estimate"]:
             took += f", estimated {duration(record['estimate']['total_s'])}"
         log(f"   {name}: {status} ({took})")
+        if not request.profile_only:
+            _check_cost(record, folder, log, ratios)
+            line = remaining_line(pending[number:], ratios)
+            if line:
+                log(line)
         if record["status"] != "ok" and distributed.is_distributed():
             # The other ranks may be waiting in a collective this one will never join: stop
             # the job (torchrun ends them); a relaunch resumes the grid and retries this cell.
             raise RuntimeError(f"{name} (seed {seed}) failed on rank {distributed.rank()}: "
                                f"{record['error']}; stopping every rank")
     return folder, new_records
+
+
+def _skip_line(done: dict, store: ResultsStore) -> str:
+    """What a skipped cell's record says: where, how (its precision in words) and when."""
+    precision = describe_precision(done["precision"]) if done.get("precision") else "not recorded"
+    return (f"skip {done['model']} seed {done['seed']}: done on {done['device_name']}, precision "
+            f"{precision}, at {done.get('finished_at')}, in {store.path}; --rerun trains it again")
 
 
 def match_target(request: RunRequest, data) -> float:
@@ -240,11 +253,11 @@ def _measure_costs(pending: list[dict], request: RunRequest, data, folder: Path,
         name = record["model"]
         key = (name, record["config_hash"])
         if key not in costs:
-            cache = (folder / "cost_cache"
-                     / f"{safe_component(name, 'model name')}__{record['config_hash']}.json")
-            costs[key] = _cached_cost(cache, record)
+            cache = cost_cache_path(folder, name, record["config_hash"])
+            costs[key] = None if request.remeasure or request.rerun else _cached_cost(cache, record)
             if costs[key] is not None:
-                log(f"cost of {name}: measured by an earlier run on this kind of device ({cache})")
+                log(f"cost of {name}: measured by an earlier run on this kind of device ({cache}; "
+                    "--remeasure measures again)")
             else:
                 costs[key] = _profile(name, record, request, data, log)
                 if not isinstance(costs[key], Exception):
@@ -257,6 +270,34 @@ def _measure_costs(pending: list[dict], request: RunRequest, data, folder: Path,
                 record["estimate"] = _budget_estimate(record["estimate"], request, costs[key])
 
     return costs
+
+
+def cost_cache_path(folder: Path, name: str, config_hash: str) -> Path:
+    """Where a model configuration's measured cost is kept for later runs of the same store."""
+    return folder / "cost_cache" / f"{safe_component(name, 'model name')}__{config_hash}.json"
+
+
+LOAD_RATIO = 2.0  # training vs profiled iteration time beyond which a measurement is distrusted
+
+
+def _check_cost(record: dict, folder: Path, log, ratios: dict) -> None:
+    """After a cell trained: how its measured iteration time compares with the profile's
+    (``ratios[model]``, for the refreshed estimate). More than ``LOAD_RATIO`` apart either way,
+    one of the two was measured on a busy machine: the cost-cache entry is dropped (the next run
+    profiles again) and a line says so. Not under torchrun, where training runs at N ranks'
+    per-rank batch and the profile at the global batch on one device."""
+    ratio = speed_ratio(record)
+    if ratio is None or record["model"] in ratios or distributed.is_distributed():
+        return  # a model's first trained cell decides
+    ratios[record["model"]] = ratio
+    if 1 / LOAD_RATIO <= ratio <= LOAD_RATIO:
+        return
+    cache = cost_cache_path(folder, record["model"], record["config_hash"])
+    cache.unlink(missing_ok=True)
+    log(f"   {record['model']}: training took {record['train']['iteration_s']:.3g} s per "
+        f"iteration, the cost profile {record['estimate']['iteration_s']:.3g} s ({ratio:.2g}x): "
+        "the machine was probably busy while one of them was measured (the profile, when "
+        f"training ran faster); its cached cost is dropped ({cache}), the next run measures again")
 
 
 def _budget_estimate(estimate: dict, request: RunRequest, cost: dict) -> dict:

@@ -19,6 +19,7 @@ from . import distributed
 from .acceleration import compile_model
 from .budget import BudgetPlan
 from .config import TrainConfig
+from .estimate import duration
 from .evaluate import evaluate
 from .plan import BudgetRun, EpochPlan
 from .precision import autocast, to_device
@@ -176,6 +177,8 @@ class Trainer:
         bar = tqdm(total=plan.total, initial=plan.done, leave=False, dynamic_ncols=True,
                    desc=f"{self.name} {plan.label()}",
                    disable=not progress or not distributed.is_main())
+        lines = _ProgressLines(f"{self.name} seed {self.seed}", plan, self.log,
+                               enabled=not progress and distributed.is_main())
         while not plan.finished:
             self.train_model.train()
             batches, generator = self._stream(epoch, first, resumed)
@@ -193,6 +196,8 @@ class Trainer:
                     self._sync(pending, window, bar, chunks)
                     self._validate(result, window, epoch, plan)
                     window = []
+                lines.update(plan, result.history[-1]["train_loss"] if validated else
+                             (sum(window) / len(window) if window else None), validated)
                 stop = self._stop.requested  # once: a checkpoint always precedes Interrupted
                 saved = plan.checkpoint_due(validated, self._checkpoint_due(plan.done)) or stop
                 if saved:
@@ -342,6 +347,36 @@ class Trainer:
         if path.exists():
             state = torch.load(path, map_location=self.device, weights_only=True)
             self.model.load_state_dict(state["model"])
+
+
+class _ProgressLines:
+    """Without a progress bar (``--no-progress``, e.g. a cluster job's log): one line at each
+    validation and at each tenth of the run's iterations, with the training loss (the mean read
+    since the last validation; the loop reads it every ``sync_every`` iterations, so a line may
+    have none yet), the rate of this process (validation included) and the time left at it::
+
+        convlstm seed 0: epoch 2/5, loss 0.0123, 2.31 it/s, ETA 1m12s
+    """
+
+    SHARE = 0.1  # a line at least every tenth of the run, however rarely it validates
+
+    def __init__(self, prefix: str, plan, log, enabled: bool):
+        self.prefix, self.log, self.enabled = prefix, log, enabled
+        self.first, self.started = plan.done, time.perf_counter()
+        self.every = max(1, round((plan.total or 0) * self.SHARE))
+        self.next = plan.done + self.every
+
+    def update(self, plan, loss: float | None, validated: bool) -> None:
+        """After an iteration: a line when the run validated or passed its next tenth."""
+        if not self.enabled or not (validated or plan.done >= self.next):
+            return
+        self.next = plan.done + self.every
+        seconds = time.perf_counter() - self.started
+        rate = (plan.done - self.first) / seconds if seconds > 0 else 0.0
+        left = max(0, (plan.total or plan.done) - plan.done)
+        eta = f"ETA {duration(left / rate)}" if rate > 0 and not plan.finished else "done"
+        shown = f", loss {loss:.4g}" if loss is not None else ""  # none read yet (sync_every)
+        self.log(f"   {self.prefix}: {plan.position()}{shown}, {rate:.3g} it/s, {eta}")
 
 
 class _Chunks:

@@ -198,14 +198,14 @@ def kth_dataset(name: str, in_len: int, out_len: int, data_root, n_val, n_test,
     }
     return windowed_data(
         name=name, source=f"KTH actions ({root}): {len(videos)} videos, 128x128 grayscale, "
-                          f"{in_len} -> {out_len}, persons 1-16 train/val, 17-25 test",
+                          f"{in_len} -> {out_len}, persons 1-15 train, 16 validation, 17-25 test",
         sources=sources, windows=windows, in_len=in_len, out_len=out_len,
         normalization=normalization, n_val=n_val, n_test=n_test, files={}, details=details)
 
 
 @register_dataset("kth", shape="1 x 128 x 128", frames="10 -> 20",
-                  source="KTH actions: videos or extracted frames, persons 1-16 train, 17-25 "
-                         "test (PredRNN / OpenSTL)",
+                  source="KTH actions: videos or extracted frames, persons 1-15 train, 16 "
+                         "validation, 17-25 test (OpenSTL's split, which trains on 1-16)",
                   fixed={"in_len": 10, "out_len": 20, "frame_size": SIZE})
 def kth(data_root=None, n_val=None, n_test=None, cache_dir=".cache/datasets", **_ignored):
     return kth_dataset("kth", 10, 20, data_root, n_val, n_test, cache_dir)

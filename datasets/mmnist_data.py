@@ -164,10 +164,11 @@ def _digits(images_path: Path | None, held_out: bool) -> _Digits:
     if images_path is None:
         train = _embedded(*EMBEDDED_TRAIN)
         test = _embedded(*EMBEDDED_TEST) if held_out else None
-        description = (f"digits: {glyphs.SOURCE_EMBEDDED}, {EMBEDDED_TRAIN[0]} for training "
-                       f"and validation (seed {EMBEDDED_TRAIN[1]})")
+        description = (f"digits: {glyphs.SOURCE_EMBEDDED}, {EMBEDDED_TRAIN[0]} digit images for "
+                       f"the training and validation clips (seed {EMBEDDED_TRAIN[1]})")
         if held_out:
-            description += f", {EMBEDDED_TEST[0]} for the test set (seed {EMBEDDED_TEST[1]})"
+            description += (f", {EMBEDDED_TEST[0]} digit images for the test clips (seed "
+                            f"{EMBEDDED_TEST[1]})")
         return _Digits(train, test, "embedded", description)
     images = _mnist_images(str(images_path.resolve()), *_file_version(images_path))
     if not held_out:

@@ -222,3 +222,24 @@ def test_help_names_the_subcommand_and_its_example(capsys):
     assert "--from-hash HASH" in capsys.readouterr().out
     assert main(["evaluate", "--models", "convlstm"]) == 2  # the test data is required
     assert "the following arguments are required: --dataset" in capsys.readouterr().err
+
+
+def test_from_hash_does_not_apply_to_a_model_without_training(evaluate_cli, out, capsys):
+    """--from-hash names convlstm's configuration; persistence (no parameters, another hash) is
+    evaluated as it is, with a line saying so, not refused with a command that only skips."""
+    trained = training_record(out)["config_hash"]
+    assert evaluate_cli("--models", "convlstm", "persistence", "--dataset", "mmnist3",
+                        "--from-hash", trained[:6], "--no-progress") == 0
+    printed = capsys.readouterr().out
+    assert "note: persistence seed 0 has no training (no parameters), so --from-hash" in printed
+    records = ResultsStore(out / THREE / "smoke").records()
+    assert sorted(r["model"] for r in records) == ["convlstm", "persistence"]
+
+
+def test_a_hash_no_training_has_names_the_hashes_there(evaluate_cli, out, capsys):
+    trained = training_record(out)["config_hash"]
+    assert evaluate_cli("--models", "convlstm", "--dataset", "mmnist3", "--from-hash",
+                        "ffffff") == 2
+    err = capsys.readouterr().err
+    assert f"have config hash {trained}: pass one of them to --from-hash" in err
+    assert "train it with" not in err

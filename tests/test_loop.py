@@ -1,6 +1,7 @@
 """The training loop's GPU-minded mechanics, checked on the CPU: one scheduled-sampling mask for
 both passes, losses read every ``sync_every`` iterations, time-based checkpoints, compilation."""
 import dataclasses
+import re
 
 import pytest
 import torch
@@ -97,7 +98,29 @@ def test_a_resumed_run_counts_the_wall_time_of_every_part(data, tmp_path):
                       name="convlstm", log=logged.append).fit(progress=False)
     assert resumed.parts == 2 and resumed.earlier_parts_s == 1000.0
     assert 1000.0 < resumed.wall_s < 1000.0 + 10 * first.wall_s
-    assert logged == [f"   resuming convlstm seed 0 from epoch 2, iteration 0 ({tmp_path / 'last.pt'})"]
+    assert logged[0] == f"   resuming convlstm seed 0 from epoch 2, iteration 0 ({tmp_path / 'last.pt'})"
+    assert all(": epoch " in line for line in logged[1:])  # no bar: progress lines (below)
+
+
+def test_without_a_bar_each_epoch_prints_loss_rate_and_eta(data, tmp_path):
+    """--no-progress: a line per validation (here each epoch) and per tenth of the run."""
+    logged = []
+    cfg = config(epochs=2, steps_per_epoch=5)
+    Trainer(build("convlstm", data), data, cfg, torch.device("cpu"), 0, tmp_path,
+            name="convlstm", log=logged.append).fit(progress=False)
+    pattern = (r"   convlstm seed 0: epoch (\d)/2(, iteration (\d)/5)?(, loss [0-9.e+-]+)?, "
+               r"[0-9.e+-]+ it/s, (ETA \d+s|done)")
+    matches = [re.fullmatch(pattern, line) for line in logged]
+    assert all(matches), logged
+    ends = [m for m in matches if m.group(2) is None]
+    assert [m.group(1) for m in ends] == ["1", "2"] and all(m.group(4) for m in ends)  # a loss
+    assert logged[-1].endswith("done") and "ETA" in logged[0]
+    assert len(logged) == 10  # one per iteration: a tenth of 10 iterations is 1
+    logged.clear()
+    Trainer(build("convlstm", data), data, config(epochs=1, steps_per_epoch=2),
+            torch.device("cpu"), 0, tmp_path / "bar",
+            name="convlstm", log=logged.append).fit(progress=True)
+    assert logged == []  # with a bar, no lines
 
 
 @pytest.mark.slow

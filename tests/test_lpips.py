@@ -125,7 +125,7 @@ def test_same_numbers_as_the_lpips_package_where_it_is_installed(monkeypatch):
     normalisation, its shipped linear weights, the sum over layers) is the package's own."""
     linear_path = lpips_metric.linear_weights_path()
     if linear_path is None:
-        pytest.skip("the lpips package is not installed (optional: pip install lpips)")
+        pytest.skip("the lpips package is not installed (optional: pip install --no-deps lpips)")
     backbone, _ = random_weights(2)
 
     def alexnet(pretrained=False, **_):

@@ -58,3 +58,39 @@ def test_readme_fidelity_table_names_every_model():
     assert not missing, f"models without a Fidelity entry in README.md: {missing}"
     for test_file in set(re.findall(r"`(test_\w+\.py)`", section)):
         assert (README.parent / "tests" / test_file).exists(), test_file
+
+
+def options_table() -> str:
+    section = README.read_text().split("## Running", 1)[1]
+    return section.split("| option | meaning |", 1)[1].split("\n\n", 1)[0]
+
+
+def test_readme_options_table_names_every_option_of_every_command():
+    """Every long option that `--help` shows is in the README's options table: the main
+    command's in a row's first column, a subcommand's in that subcommand's row."""
+    from bench.cli import command_parsers
+
+    table = options_table()
+    missing = []
+    for command, parser in command_parsers().items():
+        rows = [line for line in table.splitlines() if line.startswith(f"| `{command}")]
+        where = "\n".join(row.split("|")[1] if not command else row for row in rows)
+        assert where, f"no row for the {command} subcommand"
+        for action in parser._actions:
+            flags = [f for f in action.option_strings if f.startswith("--") and f != "--help"]
+            if flags and not any(re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", where) for f in flags):
+                missing.append(f"{command or 'run_bench.py'} {flags[0]}")
+    assert not missing, f"options missing from the README's table: {missing}"
+
+
+def test_readme_says_no_gpu_before_the_install_commands():
+    text = README.read_text()
+    assert text.index("**No GPU?**") < text.index("```bash")
+
+
+def test_readme_and_list_datasets_give_kth_the_same_split():
+    import datasets
+
+    split = "persons 1-15 train, 16 validation, 17-25 test"
+    assert split in " ".join(README.read_text().split())
+    assert split in datasets.datasets_table()
