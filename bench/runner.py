@@ -5,7 +5,6 @@ import dataclasses
 import inspect
 import itertools
 import json
-import os
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ import torch
 import models
 from datasets import build_dataset
 
-from . import distributed, lpips_metric
+from . import atomic, distributed, lpips_metric
 from .budget import Budget, plan_budget
 from .config import OPERATIONAL_OPTIONS, DataConfig, Preset, config_hash
 from .estimate import cell_estimate, duration, estimate_lines
@@ -305,10 +304,7 @@ def _cached_cost(path: Path, record: dict) -> dict | None:
 
 
 def _write_json(path: Path, content: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(content))
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(content))
 
 
 def _load_lpips(data, log) -> tuple:
@@ -390,6 +386,6 @@ def _train_and_test(name, seed, model, request: RunRequest, data, folder: Path, 
     check_finite_metrics(result)
     examples, clips = folder / "examples", result.pop("examples")
     if distributed.is_main():  # rank 0's shard starts at the first test clip
-        examples.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(examples / f"{name}__seed{seed}.npz", **clips)
+        with atomic.atomic_open(examples / f"{name}__seed{seed}.npz") as handle:
+            np.savez_compressed(handle, **clips)
     return {"metrics": result, "train": training}

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
 import random
 import signal
 import statistics
@@ -17,6 +16,7 @@ from tqdm import tqdm
 
 from . import distributed
 from .acceleration import compile_model
+from .atomic import atomic_open
 from .budget import BudgetPlan
 from .config import TrainConfig
 from .evaluate import evaluate
@@ -295,9 +295,8 @@ class Trainer:
             "parts": result.parts,
             "budget": budget_state,
         }
-        tmp = self.checkpoint_dir / f".{name}.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, self.checkpoint_dir / name)  # atomic: a crash never leaves half a file
+        with atomic_open(self.checkpoint_dir / name) as handle:  # never half a file, even killed
+            torch.save(state, handle)
         if name == "last.pt":
             self._last_save = time.perf_counter()
 
