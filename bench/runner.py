@@ -16,7 +16,7 @@ import torch
 import models
 from datasets import build_dataset
 
-from . import atomic, distributed, lpips_metric
+from . import atomic, claims, distributed, lpips_metric
 from .budget import Budget, plan_budget
 from .config import OPERATIONAL_OPTIONS, DataConfig, Preset, config_hash
 from .estimate import cell_estimate, duration, estimate_lines
@@ -29,6 +29,7 @@ from .store import ResultsStore, cell_key
 from .train import Interrupted, Trainer, check_finite_metrics, is_trainable
 
 EXAMPLE_CLIPS = 2
+CLAIM_POLL_S = 1.0  # how often a run waiting for another's cell looks again
 FIT_BATCHES = 16  # training batches a model's fit_from_data hook sees (models/base.py)
 
 
@@ -107,7 +108,7 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
     store = ResultsStore(folder)
     log = log if distributed.is_main() else (lambda *args, **kwargs: None)
     matched = match_sizes(request, data, log) if request.match else {}
-    pending, recorded = [], [] if request.rerun else store.records()  # read once per grid
+    pending, recorded = [], store.records()  # read again before each cell is run (_Grid)
     for name, seed in shard_cells(request.models, request.seeds, request.shard):
         record = _base_record(name, seed, request, data, matched.get(name))
         done = distributed.broadcast(None if request.rerun else store.done(cell_key(record),
@@ -135,20 +136,87 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
                 log(line)
     lpips = _load_lpips(data, log) if request.lpips and not request.profile_only and pending \
         else None
-    new_records = []
-    for record in pending:
+    grid = _Grid(request, data, folder, store, costs, log, lpips, first_new=len(recorded))
+    busy = [record for record in pending if not grid.run(record, wait=False)]
+    for record in busy:  # claimed by another live process: wait for it, then run it if need be
+        grid.run(record, wait=True)
+    return folder, grid.new_records
+
+
+class _Grid:
+    """Runs the grid's cells one by one, each under its claim (bench.claims): a cell another
+    live process is running is left for later; once claimed, the store is read again, so a cell
+    another process recorded meanwhile is skipped, never recorded twice."""
+
+    def __init__(self, request: RunRequest, data, folder: Path, store: ResultsStore, costs: dict,
+                 log, lpips, first_new: int):
+        self.request, self.data, self.folder, self.store = request, data, folder, store
+        self.costs, self.log, self.lpips = costs, log, lpips
+        self.first_new = first_new  # --rerun: only records from this one on count as done
+        self.new_records: list[dict] = []
+
+    def run(self, record: dict, wait: bool) -> bool:
+        """Runs ``record``'s cell unless another process records it; False: it is busy (only
+        when not ``wait``)."""
+        claim = self._claim(record, wait)
+        if claim is False:
+            return False
+        try:
+            done = distributed.broadcast(self._done(record) if distributed.is_main() else None)
+            if done:
+                self.log(f"skip {record['model']} seed {record['seed']}: recorded by another "
+                         f"run meanwhile ({done['status']}, {done.get('finished_at')}, in "
+                         f"{self.store.path})")
+            else:
+                self._run(record)
+        finally:
+            if claim is not None and claim is not True:
+                claim.release()
+        return True
+
+    def _claim(self, record: dict, wait: bool):
+        """Rank 0's claim (the others get True), or False when busy and not ``wait``."""
+        path, said = claims.claim_path(self.folder, record), False
+        while True:
+            claim = claims.try_claim(path) if distributed.is_main() else None
+            taken = distributed.broadcast(claim if isinstance(claim, str) else True)
+            if taken is True:
+                return claim if distributed.is_main() else True
+            name, seed = record["model"], record["seed"]
+            if not wait:
+                self.log(f"later {name} seed {seed}: {taken} is running it ({path}); waiting "
+                         "for it after the rest of the grid")
+                return False
+            if not said:
+                self.log(f"waiting for {name} seed {seed}: {taken} is running it ({path})")
+                said = True
+            time.sleep(CLAIM_POLL_S)
+
+    def _done(self, record: dict) -> dict | None:
+        """The record that makes running the cell needless: one recorded by another run since
+        this grid started (whatever its status: the cell is never recorded twice by concurrent
+        runs), or without --rerun an earlier successful one."""
+        records, key = self.store.records(), cell_key(record)
+        meanwhile = [r for r in records[self.first_new:] if cell_key(r) == key]
+        if meanwhile:
+            return meanwhile[-1]
+        return None if self.request.rerun else self.store.done(key, records)
+
+    def _run(self, record: dict) -> None:
+        request, data, log = self.request, self.data, self.log
         name, seed = record["model"], record["seed"]
         log(f"== {name} (seed {seed}, preset {request.preset.name}, {data.name})")
         try:
-            record.update(_run_cell(record, request, data, folder, costs, log, lpips))
+            record.update(_run_cell(record, request, data, self.folder, self.costs, log,
+                                    self.lpips))
         except KeyboardInterrupt as stop:
             where = str(stop) if isinstance(stop, Interrupted) else f"{name} seed {seed} stopped"
             raise GridInterrupted(f"interrupted: {where}; nothing was recorded for it. Run the same "
                                   "command to resume") from None
         record["finished_at"] = now()
         if distributed.is_main():
-            store.append(record)
-        new_records.append(record)
+            self.store.append(record)
+        self.new_records.append(record)
         status = record["status"] if record["status"] == "ok" else f"FAILED: {record['error']}"
         took = f"took {duration(record['wall_s'])}"
         if record["estimate"]:
@@ -159,7 +227,6 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
             # the job (torchrun ends them); a relaunch resumes the grid and retries this cell.
             raise RuntimeError(f"{name} (seed {seed}) failed on rank {distributed.rank()}: "
                                f"{record['error']}; stopping every rank")
-    return folder, new_records
 
 
 def match_target(request: RunRequest, data) -> float:
