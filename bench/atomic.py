@@ -23,6 +23,9 @@ _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 class DiskFullError(OSError):
     """A file could not be written: no space (or quota) left on its filesystem."""
 
+    def __str__(self) -> str:  # the message alone, without "[Errno 28]"
+        return self.strerror
+
 
 def no_space(error: BaseException) -> bool:
     """Whether ``error`` (or what caused it: torch wraps write errors) is a full disk."""

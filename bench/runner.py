@@ -17,6 +17,7 @@ import models
 from datasets import build_dataset
 
 from . import atomic, claims, distributed, lpips_metric
+from .atomic import DiskFullError
 from .budget import Budget, plan_budget
 from .config import OPERATIONAL_OPTIONS, DataConfig, Preset, config_hash
 from .estimate import cell_estimate, duration, estimate_lines
@@ -400,6 +401,10 @@ def _run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict
             model = models.create_model(name, **record["config"]["model"])
             cell.update(_train_and_test(name, seed, model, request, data, folder,
                                         record["config_hash"], log, cost, lpips))
+    except DiskFullError:  # not the cell's failure: the whole run stops, nothing recorded
+        model = None  # noqa: F841
+        free_memory(request.device)
+        raise
     except Exception as error:  # one model's failure is recorded; the grid goes on
         kind = "out of memory: " if is_out_of_memory(error) else ""
         cell.update(status="failed", error=f"{kind}{type(error).__name__}: {error}",
