@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,3 +121,19 @@ def _fsync_folder(folder: Path) -> None:
     """Makes the rename itself durable; some filesystems cannot fsync a folder (ignored)."""
     with contextlib.suppress(OSError):
         _fsync(folder)
+
+
+def move_aside(path: str | os.PathLike, label: str) -> Path | None:
+    """Renames ``path`` (a file or folder) to ``<path>.<label>-<UTC time>`` beside it, never
+    over an existing name, and returns the new path (None if ``path`` did not exist): what
+    is replaced or found damaged is kept for a look, never deleted."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for attempt in itertools.count():
+        aside = path.with_name(f"{path.name}.{label}-{stamp}" + (f"-{attempt}" if attempt else ""))
+        if not aside.exists():
+            os.rename(path, aside)
+            return aside
+    return None  # pragma: no cover

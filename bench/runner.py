@@ -27,7 +27,7 @@ from .profile import profile_model
 from .provenance import now, run_fields
 from .reliability import free_memory, is_out_of_memory, safe_component, shard_cells
 from .store import ResultsStore, cell_key
-from .train import Interrupted, Trainer, check_finite_metrics, is_trainable
+from .train import DamagedCheckpoint, Interrupted, Trainer, check_finite_metrics, is_trainable
 
 EXAMPLE_CLIPS = 2
 CLAIM_POLL_S = 1.0  # how often a run waiting for another's cell looks again
@@ -387,7 +387,7 @@ def _load_lpips(data, log) -> tuple:
 
 def _run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict, log,
               lpips: tuple | None = None) -> dict:
-    name, seed = record["model"], record["seed"]
+    name = record["model"]
     started = time.perf_counter()
     cell = {"status": "ok", "error": None, "metrics": None, "train": None, "failed_step": None}
     try:
@@ -396,11 +396,7 @@ def _run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict
             raise cost
         cell["cost"] = cost
         if not request.profile_only:
-            torch.manual_seed(seed)
-            np.random.seed(seed)
-            model = models.create_model(name, **record["config"]["model"])
-            cell.update(_train_and_test(name, seed, model, request, data, folder,
-                                        record["config_hash"], log, cost, lpips))
+            cell.update(_train_anew_if_damaged(record, request, data, folder, log, cost, lpips))
     except DiskFullError:  # not the cell's failure: the whole run stops, nothing recorded
         model = None  # noqa: F841
         free_memory(request.device)
@@ -421,6 +417,26 @@ def _run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict
     return cell
 
 
+def _train_anew_if_damaged(record: dict, request: RunRequest, data, folder: Path, log, cost,
+                           lpips) -> dict:
+    """Trains and tests the cell's model; if its best.pt turns out damaged at the end (it was
+    moved aside, with last.pt), once more from scratch: one bad file costs a re-training, never
+    the cell (under torchrun the job stops instead, and a relaunch trains anew)."""
+    name, seed = record["model"], record["seed"]
+    for attempt in (1, 2):
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        model = models.create_model(name, **record["config"]["model"])
+        try:
+            return _train_and_test(name, seed, model, request, data, folder,
+                                   record["config_hash"], log, cost, lpips)
+        except DamagedCheckpoint:
+            if attempt == 2 or distributed.is_distributed():
+                raise
+            log(f"   {name} seed {seed}: training again from scratch")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def checkpoint_dir(folder: Path, name: str, seed: int, tag: str) -> Path:
     """Where a cell keeps last.pt and best.pt. The config hash (``tag``) in the name: a changed
     configuration never resumes another's checkpoint."""
@@ -438,6 +454,10 @@ def _train_and_test(name, seed, model, request: RunRequest, data, folder: Path, 
             data.train_batches(cfg.batch_size, seed=seed * 100_003), FIT_BATCHES))
     if is_trainable(model):
         checkpoints = checkpoint_dir(folder, name, seed, tag)
+        if request.rerun:  # train again from scratch; the earlier run's checkpoints are kept
+            aside = distributed.main_only(lambda: atomic.move_aside(checkpoints, "replaced"))
+            if aside is not None:
+                log(f"   --rerun: training from scratch; the earlier checkpoints are in {aside}")
         plan = plan_budget(request.budget, cfg, cost) if request.budget is not None else None
         if plan is not None:
             log(f"   budget {request.budget}: " + (
