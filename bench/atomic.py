@@ -137,3 +137,12 @@ def move_aside(path: str | os.PathLike, label: str) -> Path | None:
             os.rename(path, aside)
             return aside
     return None  # pragma: no cover
+
+
+def remove_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Removes the temporaries that writers killed mid-write (``kill -9``) left in ``folder``.
+    Only for a folder no other process writes into now (a claimed cell's checkpoints)."""
+    removed = sorted(Path(folder).glob(".*.tmp")) if Path(folder).is_dir() else []
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed

@@ -458,6 +458,8 @@ def _train_and_test(name, seed, model, request: RunRequest, data, folder: Path, 
             aside = distributed.main_only(lambda: atomic.move_aside(checkpoints, "replaced"))
             if aside is not None:
                 log(f"   --rerun: training from scratch; the earlier checkpoints are in {aside}")
+        # This process holds the cell's claim: a temporary there is a killed writer's leftover.
+        distributed.main_only(lambda: atomic.remove_temporaries(checkpoints))
         plan = plan_budget(request.budget, cfg, cost) if request.budget is not None else None
         if plan is not None:
             log(f"   budget {request.budget}: " + (

@@ -65,10 +65,13 @@ def test_a_truncated_last_pt_is_moved_aside_and_the_cell_resumes_from_best_pt(ru
     _forget_records(folder)
     last = _cell(folder) / "last.pt"
     os.truncate(last, last.stat().st_size // 2)
+    stale = _cell(folder) / ".last.pt.k1ll3d.tmp"  # a writer killed mid-write left it
+    stale.write_bytes(b"half")
     code, said = run()
     assert code == 0, said
     assert f"warning: {last} is damaged or not a checkpoint: PytorchStreamReader" in said
     [aside] = _cell(folder).glob("last.pt.damaged-*")
+    assert not stale.exists()
     assert f"moved aside to {aside}" in said
     [record] = ResultsStore(folder).records()
     assert record["status"] == "ok" and record["train"]["parts"] == 2  # resumed from best.pt
