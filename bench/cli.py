@@ -11,6 +11,7 @@ import datasets
 import models
 
 from . import distributed
+from .atomic import DiskFullError, disk_full, no_space
 from .budget import parse_budget
 from .config import DataConfig, TrainConfig, apply_overrides, get_preset, parse_override
 from .match import parse_match
@@ -289,7 +290,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     with distributed.process_group(request.device):  # under torchrun only
-        return _run(request)
+        try:
+            return _run(request)
+        except OSError as error:  # a full disk: one line, the file and the space left
+            if not no_space(error):
+                raise
+            full = error if isinstance(error, DiskFullError) else disk_full(error.filename, error)
+            print(f"error: {full}", file=sys.stderr)
+            return 1
 
 
 def _run(request: RunRequest) -> int:

@@ -41,7 +41,7 @@ from .provenance import now, run_fields
 from .reliability import free_memory, safe_component
 from .runner import checkpoint_dir, load_data
 from .store import RECORDS_FILE, ResultsStore, cell_key
-from .train import check_finite_metrics
+from .train import check_finite_metrics, load_checkpoint
 
 MODE = "evaluate"
 
@@ -340,7 +340,7 @@ def load_model(cell: dict, device: torch.device) -> torch.nn.Module:
     record = cell["record"]
     model = models.create_model(record["model"], **record["config"]["model"])
     if cell["checkpoint"] is not None:
-        state = torch.load(cell["checkpoint"], map_location="cpu", weights_only=True)
+        state = load_checkpoint(cell["checkpoint"], "cpu", keys=("model",))  # names a bad file
         best = [record["train"].get("best_epoch"), record["train"].get("best_val_mse")]
         if cell["checkpoint"].name == "best.pt" and state.get("best") != best:
             raise ValueError(f"{cell['checkpoint']} holds epoch {state.get('best')[0]} (validation "

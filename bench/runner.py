@@ -5,7 +5,6 @@ import dataclasses
 import inspect
 import itertools
 import json
-import os
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -17,8 +16,9 @@ import torch
 import models
 from datasets import build_dataset
 
-from . import distributed, lpips_metric
+from . import atomic, claims, distributed, lpips_metric
 from .acceleration import describe_precision
+from .atomic import DiskFullError
 from .budget import Budget, plan_budget
 from .config import OPERATIONAL_OPTIONS, DataConfig, Preset, config_hash
 from .estimate import cell_estimate, duration, estimate_lines, remaining_line, speed_ratio
@@ -28,9 +28,10 @@ from .profile import profile_model
 from .provenance import now, run_fields
 from .reliability import free_memory, is_out_of_memory, safe_component, shard_cells
 from .store import ResultsStore, cell_key
-from .train import Interrupted, Trainer, check_finite_metrics, is_trainable
+from .train import DamagedCheckpoint, Interrupted, Trainer, check_finite_metrics, is_trainable
 
 EXAMPLE_CLIPS = 2
+CLAIM_POLL_S = 1.0  # how often a run waiting for another's cell looks again
 FIT_BATCHES = 16  # training batches a model's fit_from_data hook sees (models/base.py)
 
 
@@ -110,7 +111,7 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
     store = ResultsStore(folder)
     log = log if distributed.is_main() else (lambda *args, **kwargs: None)
     matched = match_sizes(request, data, log) if request.match else {}
-    pending, recorded = [], [] if request.rerun else store.records()  # read once per grid
+    pending, recorded = [], store.records()  # read again before each cell is run (_Grid)
     for name, seed in shard_cells(request.models, request.seeds, request.shard):
         record = _base_record(name, seed, request, data, matched.get(name))
         done = distributed.broadcast(None if request.rerun else store.done(cell_key(record),
@@ -136,29 +137,101 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
                 log(line)
     lpips = _load_lpips(data, log) if request.lpips and not request.profile_only and pending \
         else None
-    new_records, ratios = [], {}
-    for number, record in enumerate(pending, 1):
-        name, seed = record["model"], record["seed"]
-        log(f"== {name} (seed {seed}, preset {request.preset.name}, {data.name}; "
-            f"cell {number} of {len(pending)})")
+    grid = _Grid(request, data, folder, store, costs, log, lpips, first_new=len(recorded),
+                 pending=pending)
+    busy = [record for record in pending if not grid.run(record, wait=False)]
+    for record in busy:  # claimed by another live process: wait for it, then run it if need be
+        grid.run(record, wait=True)
+    return folder, grid.new_records
+
+
+class _Grid:
+    """Runs the grid's cells one by one, each under its claim (bench.claims): a cell another
+    live process is running is left for later; once claimed, the store is read again, so a cell
+    another process recorded meanwhile is skipped, never recorded twice."""
+
+    def __init__(self, request: RunRequest, data, folder: Path, store: ResultsStore, costs: dict,
+                 log, lpips, first_new: int, pending: list[dict]):
+        self.request, self.data, self.folder, self.store = request, data, folder, store
+        self.costs, self.log, self.lpips = costs, log, lpips
+        self.first_new = first_new  # --rerun: only records from this one on count as done
+        self.pending = pending  # the grid's cells, for "cell N of M" and the refreshed estimate
+        self.new_records: list[dict] = []
+        self.ratios: dict = {}  # model -> measured / profiled iteration time
+
+    def run(self, record: dict, wait: bool) -> bool:
+        """Runs ``record``'s cell unless another process records it; False: it is busy (only
+        when not ``wait``)."""
+        claim = self._claim(record, wait)
+        if claim is False:
+            return False
         try:
-            record.update(_run_cell(record, request, data, folder, costs, log, lpips))
+            done = distributed.broadcast(self._done(record) if distributed.is_main() else None)
+            if done:
+                self.log(f"skip {record['model']} seed {record['seed']}: recorded by another "
+                         f"run meanwhile ({done['status']}, {done.get('finished_at')}, in "
+                         f"{self.store.path})")
+            else:
+                self._run(record)
+        finally:
+            if claim is not None and claim is not True:
+                claim.release()
+        return True
+
+    def _claim(self, record: dict, wait: bool):
+        """Rank 0's claim (the others get True), or False when busy and not ``wait``."""
+        path, said = claims.claim_path(self.folder, record), False
+        while True:
+            claim = claims.try_claim(path) if distributed.is_main() else None
+            taken = distributed.broadcast(claim if isinstance(claim, str) else True)
+            if taken is True:
+                return claim if distributed.is_main() else True
+            name, seed = record["model"], record["seed"]
+            if not wait:
+                self.log(f"later {name} seed {seed}: {taken} is running it ({path}); waiting "
+                         "for it after the rest of the grid")
+                return False
+            if not said:
+                self.log(f"waiting for {name} seed {seed}: {taken} is running it ({path})")
+                said = True
+            time.sleep(CLAIM_POLL_S)
+
+    def _done(self, record: dict) -> dict | None:
+        """The record that makes running the cell needless: one recorded by another run since
+        this grid started (whatever its status: the cell is never recorded twice by concurrent
+        runs), or without --rerun an earlier successful one."""
+        records, key = self.store.records(), cell_key(record)
+        meanwhile = [r for r in records[self.first_new:] if cell_key(r) == key]
+        if meanwhile:
+            return meanwhile[-1]
+        return None if self.request.rerun else self.store.done(key, records)
+
+    def _run(self, record: dict) -> None:
+        request, data, log = self.request, self.data, self.log
+        name, seed = record["model"], record["seed"]
+        number = next(i for i, cell in enumerate(self.pending, 1) if cell is record)
+        log(f"== {name} (seed {seed}, preset {request.preset.name}, {data.name}; "
+            f"cell {number} of {len(self.pending)})")
+        try:
+            record.update(_run_cell(record, request, data, self.folder, self.costs, log,
+                                    self.lpips))
         except KeyboardInterrupt as stop:
             where = str(stop) if isinstance(stop, Interrupted) else f"{name} seed {seed} stopped"
             raise GridInterrupted(f"interrupted: {where}; nothing was recorded for it. Run the same "
                                   "command to resume") from None
         record["finished_at"] = now()
         if distributed.is_main():
-            store.append(record)
-        new_records.append(record)
+            self.store.append(record)
+        self.new_records.append(record)
         status = record["status"] if record["status"] == "ok" else f"FAILED: {record['error']}"
         took = f"took {duration(record['wall_s'])}"
         if record["estimate"]:
             took += f", estimated {duration(record['estimate']['total_s'])}"
         log(f"   {name}: {status} ({took})")
         if not request.profile_only:
-            _check_cost(record, folder, log, ratios)
-            line = remaining_line(pending[number:], ratios)
+            _check_cost(record, self.folder, log, self.ratios)
+            line = remaining_line([cell for cell in self.pending[number:]
+                                   if cell not in self.new_records], self.ratios)
             if line:
                 log(line)
         if record["status"] != "ok" and distributed.is_distributed():
@@ -166,7 +239,6 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
             # the job (torchrun ends them); a relaunch resumes the grid and retries this cell.
             raise RuntimeError(f"{name} (seed {seed}) failed on rank {distributed.rank()}: "
                                f"{record['error']}; stopping every rank")
-    return folder, new_records
 
 
 def _skip_line(done: dict, store: ResultsStore) -> str:
@@ -346,10 +418,7 @@ def _cached_cost(path: Path, record: dict) -> dict | None:
 
 
 def _write_json(path: Path, content: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(content))
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(content))
 
 
 def _load_lpips(data, log) -> tuple:
@@ -364,7 +433,7 @@ def _load_lpips(data, log) -> tuple:
 
 def _run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict, log,
               lpips: tuple | None = None) -> dict:
-    name, seed = record["model"], record["seed"]
+    name = record["model"]
     started = time.perf_counter()
     cell = {"status": "ok", "error": None, "metrics": None, "train": None, "failed_step": None}
     try:
@@ -373,11 +442,11 @@ def _run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict
             raise cost
         cell["cost"] = cost
         if not request.profile_only:
-            torch.manual_seed(seed)
-            np.random.seed(seed)
-            model = models.create_model(name, **record["config"]["model"])
-            cell.update(_train_and_test(name, seed, model, request, data, folder,
-                                        record["config_hash"], log, cost, lpips))
+            cell.update(_train_anew_if_damaged(record, request, data, folder, log, cost, lpips))
+    except DiskFullError:  # not the cell's failure: the whole run stops, nothing recorded
+        model = None  # noqa: F841
+        free_memory(request.device)
+        raise
     except Exception as error:  # one model's failure is recorded; the grid goes on
         kind = "out of memory: " if is_out_of_memory(error) else ""
         cell.update(status="failed", error=f"{kind}{type(error).__name__}: {error}",
@@ -392,6 +461,26 @@ def _run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict
     if request.profile_only:
         cell["wall_s"] += (cell.get("cost") or {}).get("profile_s", 0.0)
     return cell
+
+
+def _train_anew_if_damaged(record: dict, request: RunRequest, data, folder: Path, log, cost,
+                           lpips) -> dict:
+    """Trains and tests the cell's model; if its best.pt turns out damaged at the end (it was
+    moved aside, with last.pt), once more from scratch: one bad file costs a re-training, never
+    the cell (under torchrun the job stops instead, and a relaunch trains anew)."""
+    name, seed = record["model"], record["seed"]
+    for attempt in (1, 2):
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        model = models.create_model(name, **record["config"]["model"])
+        try:
+            return _train_and_test(name, seed, model, request, data, folder,
+                                   record["config_hash"], log, cost, lpips)
+        except DamagedCheckpoint:
+            if attempt == 2 or distributed.is_distributed():
+                raise
+            log(f"   {name} seed {seed}: training again from scratch")
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def checkpoint_dir(folder: Path, name: str, seed: int, tag: str) -> Path:
@@ -411,6 +500,12 @@ def _train_and_test(name, seed, model, request: RunRequest, data, folder: Path, 
             data.train_batches(cfg.batch_size, seed=seed * 100_003), FIT_BATCHES))
     if is_trainable(model):
         checkpoints = checkpoint_dir(folder, name, seed, tag)
+        if request.rerun:  # train again from scratch; the earlier run's checkpoints are kept
+            aside = distributed.main_only(lambda: atomic.move_aside(checkpoints, "replaced"))
+            if aside is not None:
+                log(f"   --rerun: training from scratch; the earlier checkpoints are in {aside}")
+        # This process holds the cell's claim: a temporary there is a killed writer's leftover.
+        distributed.main_only(lambda: atomic.remove_temporaries(checkpoints))
         plan = plan_budget(request.budget, cfg, cost) if request.budget is not None else None
         if plan is not None:
             log(f"   budget {request.budget}: " + (
@@ -431,6 +526,6 @@ def _train_and_test(name, seed, model, request: RunRequest, data, folder: Path, 
     check_finite_metrics(result)
     examples, clips = folder / "examples", result.pop("examples")
     if distributed.is_main():  # rank 0's shard starts at the first test clip
-        examples.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(examples / f"{name}__seed{seed}.npz", **clips)
+        with atomic.atomic_open(examples / f"{name}__seed{seed}.npz") as handle:
+            np.savez_compressed(handle, **clips)
     return {"metrics": result, "train": training}

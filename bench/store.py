@@ -7,6 +7,8 @@ import os
 import warnings
 from pathlib import Path
 
+from .atomic import disk_full, no_space
+
 RECORDS_FILE = "records.jsonl"
 
 
@@ -29,21 +31,36 @@ class ResultsStore:
         self.path = self.folder / RECORDS_FILE
 
     def append(self, record: dict) -> None:
+        """Appends ``record`` as one fsynced line. A failed write (a full disk) truncates the file
+        back to its size before it, so no half record is ever left; a full disk is one
+        DiskFullError naming the file and the space left."""
         self.folder.mkdir(parents=True, exist_ok=True)
         line = json.dumps(record, sort_keys=True, allow_nan=False) + "\n"
-        with open(self.path, "a+", encoding="utf-8") as handle:  # a+: readable, for pread
+        with open(self.path, "a+b") as handle:  # a+: readable, for pread
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                # A crash mid-write can leave a last line without its newline: end it first, so
-                # that only the damaged record is lost, never this one.
-                size = os.fstat(handle.fileno()).st_size
-                if size and os.pread(handle.fileno(), 1, size - 1) != b"\n":
-                    line = "\n" + line
-                handle.write(line)
-                handle.flush()
-                os.fsync(handle.fileno())
+                self._append_line(handle.fileno(), line.encode("utf-8"))
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _append_line(self, fd: int, data: bytes) -> None:
+        """Writes ``data`` at the end of the locked file; on any failure restores its old size."""
+        size = os.fstat(fd).st_size
+        # A crash mid-write can leave a last line without its newline: end it first, so that
+        # only the damaged record is lost, never this one.
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
+            os.fsync(fd)
+        except BaseException as error:
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+            if no_space(error):
+                raise disk_full(self.path, error) from error
+            raise
 
     def records(self) -> list[dict]:
         """Every readable record, in order; a damaged line (a crash mid-write) is skipped with a warning."""

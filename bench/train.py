@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
 import random
 import signal
 import statistics
@@ -17,6 +16,7 @@ from tqdm import tqdm
 
 from . import distributed
 from .acceleration import compile_model
+from .atomic import atomic_open, move_aside
 from .budget import BudgetPlan
 from .config import TrainConfig
 from .estimate import duration
@@ -35,6 +35,39 @@ def check_finite_metrics(result: dict) -> None:
     if not all(math.isfinite(v) for v in result["headline"].values()
                if isinstance(v, (int, float))):
         raise DivergedError(f"non-finite test metrics {result['headline']}")
+
+
+class DamagedCheckpoint(RuntimeError):
+    """A checkpoint file that cannot be read back (truncated, overwritten, not ours)."""
+
+
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "history", "best")
+
+
+def load_checkpoint(path: Path, device, keys: tuple = CHECKPOINT_KEYS) -> dict:
+    """A checkpoint read with ``weights_only=True`` (no pickled code ever runs); a file that
+    cannot be read, or lacks ``keys``, is a DamagedCheckpoint naming it. torch's own message
+    is cut to its first sentence: its advice to load with ``weights_only=False`` is unsafe for a
+    file of unknown origin and is never passed on."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:
+        raise DamagedCheckpoint(f"{path} is damaged or not a checkpoint: "
+                                f"{_load_failure(error)}") from None
+    missing = [key for key in keys if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise DamagedCheckpoint(f"{path} is not a checkpoint of this harness: it has no "
+                                f"{', '.join(missing)}")
+    return state
+
+
+def _load_failure(error: Exception) -> str:
+    """What went wrong reading a checkpoint, in torch's words, without its weights_only advice."""
+    text = str(error).strip().split("\n")[0]
+    if "weights_only" in text or "Weights only" in text:
+        return ("it holds something other than tensors and plain values, which is refused "
+                "unread (it may run code)")
+    return text.split(". ")[0] or type(error).__name__
 
 
 class Interrupted(KeyboardInterrupt):
@@ -304,18 +337,21 @@ class Trainer:
             "parts": result.parts,
             "budget": budget_state,
         }
-        tmp = self.checkpoint_dir / f".{name}.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, self.checkpoint_dir / name)  # atomic: a crash never leaves half a file
+        with atomic_open(self.checkpoint_dir / name) as handle:  # never half a file, even killed
+            torch.save(state, handle)
         if name == "last.pt":
             self._last_save = time.perf_counter()
 
     def _resume(self, result: TrainResult) -> tuple[int, int, dict | None]:
         """(epoch, iteration within it, checkpoint) to start from; (0, 0, None) when fresh."""
-        path = self.checkpoint_dir / "last.pt"
-        if not path.exists():
+        if self.parallel:  # rank 0 alone sets damaged files aside; every rank reads its choice
+            name = distributed.main_only(lambda: (self._usable_checkpoint() or (None,))[0])
+            path = self.checkpoint_dir / name if name else None
+            state = load_checkpoint(path, self.device) if path else None
+        else:
+            path, state = self._usable_checkpoint() or (None, None)
+        if state is None:
             return 0, 0, None
-        state = torch.load(path, map_location=self.device, weights_only=True)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -337,6 +373,25 @@ class Trainer:
             state["generator"] = state["generator"].cpu()
         return state["epoch"], batch, state
 
+    def _usable_checkpoint(self) -> tuple[Path, dict] | None:
+        """The checkpoint to resume from: last.pt, or if it is damaged (moved aside with a
+        warning) best.pt, an epoch-end checkpoint too (not under a budget: it lacks the budget's
+        state); None: train from scratch."""
+        names = ("last.pt",) if self.budget else ("last.pt", "best.pt")
+        for name in names:
+            path = self.checkpoint_dir / name
+            if not path.exists():
+                return None
+            try:
+                return path, load_checkpoint(path, self.device)
+            except DamagedCheckpoint as error:
+                self._set_aside(path, error)
+        return None
+
+    def _set_aside(self, path: Path, error: DamagedCheckpoint) -> None:
+        aside = move_aside(path, "damaged")
+        self.log(f"   warning: {error}; moved aside to {aside}")
+
     def _mean_over_ranks(self, value: float) -> float:
         return distributed.all_mean(value) if self.parallel else value
 
@@ -345,7 +400,15 @@ class Trainer:
             distributed.barrier()  # best.pt is written by rank 0
         path = self.checkpoint_dir / "best.pt"
         if path.exists():
-            state = torch.load(path, map_location=self.device, weights_only=True)
+            try:
+                state = load_checkpoint(path, self.device, keys=("model",))
+            except DamagedCheckpoint as error:
+                # Its weights are lost, and last.pt holds the last ones, not the best: the cell
+                # has to train again (the runner does, once), from scratch.
+                if distributed.is_main():
+                    self._set_aside(path, error)
+                    move_aside(self.checkpoint_dir / "last.pt", "without-best")
+                raise
             self.model.load_state_dict(state["model"])
 
 

@@ -9,11 +9,12 @@ per-sequence table ``sequences`` (compound: id, n_blobs, speed, spin, seed).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from bench.atomic import atomic_path
 
 BLOBS_VERSION = 1
 BLOBS = {"n_sequences": 48, "n_frames": 100, "size": 32, "seed": 0}
@@ -53,25 +54,17 @@ def write_blobs(out: str | os.PathLike, n_sequences: int = BLOBS["n_sequences"],
     out.parent.mkdir(parents=True, exist_ok=True)
     table = np.zeros(n_sequences, dtype=[("id", "i4"), ("n_blobs", "i4"), ("speed", "f4"),
                                          ("spin", "f4"), ("seed", "i8")])
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            frames = f.create_dataset("frames", (n_sequences, n_frames, 1, size, size),
-                                      dtype=np.float32, chunks=(1, min(n_frames, 20), 1, size,
-                                                                size), compression="gzip")
-            for i in range(n_sequences):
-                seq, params = blob_sequence(np.random.default_rng([seed, i]), n_frames, size)
-                frames[i] = seq
-                table[i] = (i, params["n_blobs"], params["speed"], params["spin"], seed)
-            f.create_dataset("sequences", data=table)
-            f.attrs.update({"generator": "datasets.examples.blobs", "version": BLOBS_VERSION,
-                            "seed": seed})
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        frames = f.create_dataset("frames", (n_sequences, n_frames, 1, size, size),
+                                  dtype=np.float32, chunks=(1, min(n_frames, 20), 1, size,
+                                                            size), compression="gzip")
+        for i in range(n_sequences):
+            seq, params = blob_sequence(np.random.default_rng([seed, i]), n_frames, size)
+            frames[i] = seq
+            table[i] = (i, params["n_blobs"], params["speed"], params["spin"], seed)
+        f.create_dataset("sequences", data=table)
+        f.attrs.update({"generator": "datasets.examples.blobs", "version": BLOBS_VERSION,
+                        "seed": seed})
     return out
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from bench.atomic import atomic_path
 
 CACHE_VERSION = 1  # bump when the generator or the file layout changes
 DATASET = "clips"
@@ -53,31 +54,22 @@ def cached_clips(
     path = Path(path)
     if _matches(path, shape, params):
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            layout = {"chunks": (1, *shape[1:]), "compression": "lzf"} if shape[0] else {}
-            clips = f.create_dataset(DATASET, shape=shape, dtype=np.uint8, **layout)
-            for start in range(0, shape[0], block):
-                stop = min(start + block, shape[0])
-                part = make(start, stop)
-                if part.dtype != np.uint8 or part.shape != (stop - start, *shape[1:]):
-                    raise ValueError(
-                        f"clip maker returned {part.dtype} {part.shape}; expected uint8 "
-                        f"{(stop - start, *shape[1:])}"
-                    )
-                clips[start:stop] = part
-            for key, value in params.items():
-                f.attrs[key] = value
-            f.attrs["version"] = CACHE_VERSION
-            f.attrs["params_json"] = json.dumps(params, sort_keys=True)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the cache is as readable as any output
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        layout = {"chunks": (1, *shape[1:]), "compression": "lzf"} if shape[0] else {}
+        clips = f.create_dataset(DATASET, shape=shape, dtype=np.uint8, **layout)
+        for start in range(0, shape[0], block):
+            stop = min(start + block, shape[0])
+            part = make(start, stop)
+            if part.dtype != np.uint8 or part.shape != (stop - start, *shape[1:]):
+                raise ValueError(
+                    f"clip maker returned {part.dtype} {part.shape}; expected uint8 "
+                    f"{(stop - start, *shape[1:])}"
+                )
+            clips[start:stop] = part
+        for key, value in params.items():
+            f.attrs[key] = value
+        f.attrs["version"] = CACHE_VERSION
+        f.attrs["params_json"] = json.dumps(params, sort_keys=True)
     return path
 
 

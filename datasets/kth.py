@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from bench.atomic import write_text
+
 from .registry import register_dataset
 from .standard_common import (
     MissingDataError,
@@ -136,7 +138,7 @@ def _frame_counts(items: list[Path], cache_dir: Path) -> list[int]:
         counts.append(int(cache[key]))
     if changed:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        cache_file.write_text(json.dumps(cache, indent=0, sort_keys=True))
+        write_text(cache_file, json.dumps(cache, indent=0, sort_keys=True))
     return counts
 
 

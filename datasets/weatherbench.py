@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.atomic import write_text
+
 from .registry import register_dataset
 from .standard_common import (
     MissingDataError,
@@ -130,7 +132,7 @@ def _train_stats(series: HourlySeries, key: str, cache_dir: Path) -> dict:
     stats = {"min": float(low), "max": float(high), "mean": float(mean),
              "std": float(np.sqrt(max(squares / n - mean * mean, 0.0))), "hours": length}
     cache_dir.mkdir(parents=True, exist_ok=True)
-    cache_file.write_text(json.dumps(stats))
+    write_text(cache_file, json.dumps(stats))
     return stats
 
 

@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -202,8 +203,9 @@ def _examples(folder: Path, out: Path) -> list[tuple]:
     images written under ``out``/examples."""
     examples = []
     for npz in sorted((folder / "examples").glob("*.npz")):
-        with np.load(npz, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+        arrays = read_examples(npz)
+        if arrays is None:
+            continue
         title = npz.stem.replace("__", ", ")
         target = out / "examples" / npz.name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -368,6 +370,18 @@ def _cost_note(setup: dict) -> str:
         f"Measured on {', '.join(setup['devices'])}; mixed precision {', '.join(setup['amp'])}; "
         f"batch {', '.join(setup['batch'])}; threads {', '.join(setup['threads'])}."
     )
+
+
+def read_examples(npz: Path) -> dict | None:
+    """A cell's example clips, or None with a warning naming the file when it is damaged (the
+    next run of that cell writes it again): one bad file never stops the report."""
+    try:
+        with np.load(npz, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except Exception as error:  # BadZipFile, EOFError, ValueError, zlib.error...
+        warnings.warn(f"{npz}: skipping damaged example clips ({type(error).__name__}: {error})",
+                      stacklevel=2)
+        return None
 
 
 def _write_index(folder, caption, sections, tables, figures, examples) -> None:
