@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..store import one_line
 from . import statistics
 
 ACCURACY = {  # metric -> (label, lower is better)
@@ -53,7 +54,7 @@ def accuracy_frame(records: list[dict], reference: str | None = None) -> pd.Data
     for model, group in groups.items():
         ok = _ok(group)
         row = {"model": model, "seeds": len(ok), "deterministic": is_deterministic(ok)}
-        row["status"] = "ok" if ok else f"failed: {group[-1].get('error')}"
+        row["status"] = "ok" if ok else f"failed: {one_line(group[-1].get('error'))}"
         for key in ACCURACY:
             values = [r["metrics"]["headline"][key] for r in ok]
             row[key] = float(np.mean(values)) if values else np.nan

@@ -1,0 +1,146 @@
+"""Bad values, names, records and files are caught early, with one clear line naming them."""
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+import bench.runner
+from bench.cli import main
+from bench.store import ResultsStore, one_line, record_problem
+
+SMOKE = "mmnist-embedded-32px/smoke"
+# The smallest line the store takes as a result record (docs/records.md, "Required").
+MINIMAL_RECORD = {"mode": "train", "model": "persistence", "dataset": "toy", "preset": "smoke",
+                  "seed": 0, "config_hash": "abc", "status": "ok", "device_name": "test CPU"}
+
+
+@pytest.fixture
+def no_profile(monkeypatch):
+    monkeypatch.setattr(bench.runner, "profile_model", lambda model, *a, **k: {
+        "params": sum(p.numel() for p in model.parameters())})
+
+
+@pytest.fixture
+def run(tmp_path, no_profile):
+    def run_cli(*args):
+        return main(["--preset", "smoke", "--out", str(tmp_path / "results"),
+                     "--cache-dir", str(tmp_path / "cache"), "--no-progress", *args])
+    return run_cli
+
+
+# ------------------------------------------------------------------ records of the wrong shape
+WRONG_SHAPES = ['{"hello": 1}', "null", "42", "[1, 2, 3]", '"text"',
+                '{"mode": "train", "model": "convlstm"}',
+                json.dumps({**MINIMAL_RECORD, "seed": "zero"}),
+                json.dumps({**MINIMAL_RECORD, "metrics": [1, 2]})]
+
+
+@pytest.mark.parametrize("line", WRONG_SHAPES)
+def test_a_record_of_the_wrong_shape_is_skipped_with_a_warning(tmp_path, line):
+    store = ResultsStore(tmp_path)
+    store.append(MINIMAL_RECORD)
+    with open(store.path, "a") as handle:
+        handle.write(line + "\n")
+    store.append({**MINIMAL_RECORD, "seed": 1})
+    with pytest.warns(UserWarning, match=r"records.jsonl:2: skipping a record that is not a "
+                                         r"result record \(.+\)"):
+        assert [r["seed"] for r in store.records()] == [0, 1]
+
+
+def test_record_problem_names_what_is_wrong():
+    assert record_problem(MINIMAL_RECORD) is None
+    assert record_problem({**MINIMAL_RECORD, "error": None, "metrics": None}) is None
+    assert record_problem({"hello": 1}).startswith("missing 'mode', 'model'")
+    assert record_problem(42) == "a JSON int, not an object"
+    assert record_problem({**MINIMAL_RECORD, "seed": True}) == "'seed' is true, not an integer"
+
+
+def test_a_wrong_record_blocks_neither_the_grid_nor_the_report(run, tmp_path, capsys):
+    assert run("--models", "persistence") == 0
+    store = ResultsStore(tmp_path / "results" / SMOKE)
+    with open(store.path, "a") as handle:
+        handle.write('{"hello": 1}\n{"mode": "train", "model": "convlstm"}\n')
+    with pytest.warns(UserWarning, match="not a result record"):
+        assert run("--models", "persistence", "--seeds", "1") == 0
+    assert "Traceback" not in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="not a result record"):
+        assert main(["report", "--out", str(tmp_path / "results")]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert sorted(r["seed"] for r in store.records()) == [0, 1]
+
+
+def test_one_line_folds_a_multi_line_error():
+    assert one_line("ValueError: first\n  second\n\nthird") == "ValueError: first; second; third"
+    assert one_line("plain") == "plain"
+
+
+# ------------------------------------------------------------------ non-finite and bad values
+NON_FINITE = {
+    "lr=1e400": "--set lr=Infinity: inf is not a finite number",
+    "lr=NaN": "--set lr=NaN: nan is not a finite number",
+    "lr=Infinity": "--set lr=Infinity: inf is not a finite number",
+    "min_lr=NaN": "--set min_lr=NaN: nan",
+    "grad_clip=NaN": "--set grad_clip=NaN: nan",
+    "betas=[NaN,0.9]": "--set betas=[NaN, 0.9]: nan",
+    "checkpoint_every_seconds=NaN": "--set checkpoint_every_seconds=NaN: nan",
+}
+
+
+@pytest.mark.parametrize("override", sorted(NON_FINITE))
+def test_non_finite_options_are_refused_up_front(run, capsys, override, monkeypatch):
+    monkeypatch.setattr(bench.runner, "run_grid", lambda *a, **k: pytest.fail("ran the grid"))
+    assert run("--models", "persistence", "--set", override) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and NON_FINITE[override] in err, err
+    assert "accepted: finite numbers" in err and err.count("\n") == 1
+
+
+def test_a_non_finite_model_argument_is_refused(run, capsys):
+    assert run("--models", "convlstm", "--model-arg", "hidden=NaN") == 2
+    assert "--model-arg hidden=NaN: nan is not a finite number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296"])
+def test_a_seed_numpy_cannot_take_is_refused_before_any_work(run, capsys, seed, monkeypatch):
+    monkeypatch.setattr(bench.runner, "run_grid", lambda *a, **k: pytest.fail("ran the grid"))
+    assert run("--models", "persistence", "--seeds", "0", seed) == 2
+    assert f"error: --seeds {seed}: accepted: integers from 0 to 4294967295" in \
+        capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ dataset names
+def _dataset_toml(tmp_path, name: str):
+    np.save(tmp_path / "d.npy", np.random.default_rng(0).random((4, 30, 1, 8, 8), np.float32))
+    path = tmp_path / "d.toml"
+    path.write_text(f'name = {json.dumps(name)}\npath = "d.npy"\nin_len = 2\nout_len = 2\n')
+    return str(path)
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a" * 300, "a\0b", "x/../y", "-x"])
+def test_a_dataset_name_never_leads_outside_the_output(run, tmp_path, capsys, name):
+    assert run("--models", "persistence", "--dataset-config", _dataset_toml(tmp_path, name)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: dataset name ") and "cannot be used in a file name" in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "smoke").exists() and not (tmp_path / "results").exists()
+
+
+def test_a_good_dataset_name_still_names_the_folder(run, tmp_path):
+    assert run("--models", "persistence", "--dataset-config", _dataset_toml(tmp_path, "toy.v2")) == 0
+    assert (tmp_path / "results" / "toy.v2" / "smoke" / "records.jsonl").is_file()
+
+
+def test_a_multi_line_error_keeps_its_markdown_table_row(tmp_path):
+    from test_report import record
+
+    from bench.report import write_report
+    store = ResultsStore(tmp_path)
+    store.append(record("modernn", 0, 10.0))
+    store.append(record("broken", 0, 0.0, status="failed", error="RuntimeError: a\nb\n  c"))
+    write_report(tmp_path)
+    rows = [line for line in (tmp_path / "summary.md").read_text().splitlines()[:12]
+            if "broken" in line or line.strip() in ("b", "c")]
+    assert len(rows) == 1 and "failed: RuntimeError: a; b; c" in rows[0], rows
+    assert store.records()[1]["error"] == "RuntimeError: a\nb\n  c"  # the record keeps it all
