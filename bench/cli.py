@@ -15,7 +15,8 @@ from .budget import parse_budget
 from .config import PRESETS, DataConfig, TrainConfig, apply_overrides, get_preset, parse_override
 from .match import parse_match
 from .precision import resolve_device
-from .reliability import check_model_args, check_train_overrides, parse_shard, safe_component
+from .reliability import (check_model_args, check_seeds, check_train_overrides, parse_shard,
+                          safe_component)
 from .runner import GridInterrupted, RunRequest, load_data, match_target, model_config, run_grid
 from .store import RECORDS_FILE, ResultsStore
 
@@ -166,6 +167,7 @@ def make_request(args: argparse.Namespace) -> RunRequest:
                 raise ValueError(f"--{key.replace('_', '-')} must be >= 1; got {value}")
             overrides[key] = value
     preset.train = apply_overrides(preset.train, check_train_overrides(_coerce(overrides)))
+    check_seeds(args.seeds)
     preset.data = preset_data(preset.data, args.dataset)
     out_root = Path(args.out)
     _check_writable(out_root)

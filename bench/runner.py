@@ -84,7 +84,7 @@ def model_config(name: str, preset: Preset, data, user_args: dict) -> dict:
 
 
 def out_folder(out_root: Path, data, preset: Preset) -> Path:
-    return Path(out_root) / data.name / preset.name
+    return Path(out_root) / safe_component(data.name, "dataset name") / preset.name
 
 
 class GridInterrupted(KeyboardInterrupt):
