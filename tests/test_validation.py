@@ -144,3 +144,35 @@ def test_a_multi_line_error_keeps_its_markdown_table_row(tmp_path):
             if "broken" in line or line.strip() in ("b", "c")]
     assert len(rows) == 1 and "failed: RuntimeError: a; b; c" in rows[0], rows
     assert store.records()[1]["error"] == "RuntimeError: a\nb\n  c"  # the record keeps it all
+
+
+# ------------------------------------------------------------------ folders the run writes
+def test_an_output_under_proc_is_refused_before_any_work(run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench.runner, "run_grid", lambda *a, **k: pytest.fail("ran the grid"))
+    assert main(["--preset", "smoke", "--models", "persistence", "--out", "/proc/stbench"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: output folder '/proc/stbench' cannot be written (a new file "
+                          "in /proc fails") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("part", ["cost_cache", "examples", "checkpoints"])
+def test_a_run_folder_that_cannot_be_written_is_refused_before_profiling(run, tmp_path, capsys,
+                                                                          monkeypatch, part):
+    monkeypatch.setattr(bench.runner, "run_grid", lambda *a, **k: pytest.fail("ran the grid"))
+    store = tmp_path / "results" / SMOKE
+    store.mkdir(parents=True)
+    (store / part).write_text("not a folder")  # as root, permission bits cannot stop a write
+    assert run("--models", "persistence") == 2
+    err = capsys.readouterr().err
+    assert err == f"error: output folder '{store / part}' cannot be written ({store / part} is " \
+                  "not a folder)\n"
+
+
+def test_a_cost_cache_that_cannot_be_written_is_a_warning(run, tmp_path, capsys, monkeypatch):
+    def refuse(path, content):
+        raise OSError(30, "Read-only file system")
+    monkeypatch.setattr(bench.runner, "_write_json", refuse)
+    assert run("--models", "persistence") == 0
+    out = capsys.readouterr().out
+    assert "warning: cost of persistence not cached (" in out and "Read-only file system" in out
+    assert ResultsStore(tmp_path / "results" / SMOKE).records()[0]["status"] == "ok"
