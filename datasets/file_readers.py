@@ -94,6 +94,8 @@ class SequenceSource:
             if not names:
                 raise DatasetFileError(f"{self.path}: group {key!r} holds no datasets")
             members = [node[n] for n in names]
+            for n, m in zip(names, members, strict=True):
+                _check_written(m, f"{key}/{n}", self.path)
             layout = self.layout.removeprefix("N") if self.layout else None  # one per member
             opened = [layout_opener(m, choose_layout(f"{key}/{n}", m.shape, layout))
                       for n, m in zip(names, members, strict=True)]
@@ -108,6 +110,7 @@ class SequenceSource:
                     "lengths": [o["lengths"][0] for o in opened],
                     "frame_shape": opened[0]["frame_shape"], "dtype": members[0].dtype,
                     "attrs": attrs, "key": key, "layout": opened[0]["layout"]}
+        _check_written(node, key, self.path)
         opened = layout_opener(node, choose_layout(repr(key), node.shape, self.layout))
         if self.table_key is not None:
             attrs = _h5_table(f, self.table_key, self.path)
@@ -178,6 +181,20 @@ class SequenceSource:
 
         return {"reader": read, "lengths": (lengths[0] + lengths[1]).tolist(),
                 "frame_shape": raw.shape[1:], "dtype": raw.dtype}
+
+
+def _check_written(node: h5py.Dataset, key: str, path: Path) -> None:
+    """An HDF5 dataset that declares a shape but holds no stored data (no chunk, no contiguous
+    block ever written) reads as its fill value everywhere: refuse it rather than train on a
+    constant. Checked from the file's metadata, so a huge declared shape costs nothing."""
+    if node.size == 0 or node.is_virtual or node.external:
+        return
+    if node.id.get_storage_size() == 0:
+        fill = node.fillvalue if node.fillvalue is not None else 0
+        raise DatasetFileError(
+            f"{path}: dataset {key!r} declares shape {node.shape} ({node.dtype}) but none of its "
+            f"data was ever written: every value would read as the fill value {fill}. Write "
+            "the frames, or set 'key' to the dataset that holds them")
 
 
 def _h5_names(f: h5py.File) -> list[str]:

@@ -176,3 +176,72 @@ def test_a_cost_cache_that_cannot_be_written_is_a_warning(run, tmp_path, capsys,
     out = capsys.readouterr().out
     assert "warning: cost of persistence not cached (" in out and "Read-only file system" in out
     assert ResultsStore(tmp_path / "results" / SMOKE).records()[0]["status"] == "ok"
+
+
+# ------------------------------------------------------------------ HDF5 never written, constant
+def _h5(path, **datasets):
+    import h5py
+    with h5py.File(path, "w") as f:
+        for key, make in datasets.items():
+            make(f, key)
+    return path
+
+
+@pytest.mark.parametrize("layout", ["chunked", "contiguous", "group member"])
+def test_an_hdf5_file_declaring_a_huge_never_written_shape_fails_fast(tmp_path, layout):
+    import resource
+    import time
+
+    from datasets.sequence_files import DatasetFileError, SequenceFileConfig, load_sequence_dataset
+    shape = (10**6, 20, 1, 64, 64)  # 82 GB declared; the file is a few KB
+    if layout == "chunked":
+        path = _h5(tmp_path / "huge.h5", frames=lambda f, k: f.create_dataset(
+            k, shape=shape, dtype=np.uint8, chunks=(1, 20, 1, 64, 64)))
+    elif layout == "contiguous":
+        path = _h5(tmp_path / "huge.h5", frames=lambda f, k: f.create_dataset(
+            k, shape=shape[1:], dtype=np.float32))
+    else:
+        path = _h5(tmp_path / "huge.h5", frames=lambda f, k: [
+            f.create_dataset(f"{k}/s0", data=np.ones((20, 1, 8, 8), np.float32)),
+            f.create_dataset(f"{k}/s1", shape=(20, 1, 8, 8), dtype=np.float32)])
+    assert path.stat().st_size < 100_000
+    before, started = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
+    with pytest.raises(DatasetFileError, match=r"huge.h5: dataset '(frames|frames/s1)' declares "
+                                               r"shape .* but none of its data was ever written"):
+        load_sequence_dataset(SequenceFileConfig(name="huge", path=str(path), key="frames",
+                                                 in_len=10, out_len=10))
+    assert time.perf_counter() - started < 2.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KB
+
+
+def test_constant_data_under_a_fixed_range_is_a_warning(tmp_path):
+    from datasets.sequence_files import SequenceFileConfig, load_sequence_dataset
+    np.save(tmp_path / "zeros.npy", np.zeros((6, 20, 1, 8, 8), np.uint8))
+    with pytest.warns(UserWarning, match="dataset 'zeros': every value read from 4 training "
+                                         "sequences is 0: is the data constant"):
+        load_sequence_dataset(SequenceFileConfig(name="zeros", path=str(tmp_path / "zeros.npy"),
+                                                 in_len=3, out_len=2))
+    varied = np.zeros((6, 20, 1, 8, 8), np.uint8)
+    varied[:, 0, 0, 0, 0] = 9  # one pixel of each first frame differs
+    np.save(tmp_path / "varied.npy", varied)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_sequence_dataset(SequenceFileConfig(name="varied", path=str(tmp_path / "varied.npy"),
+                                                 in_len=3, out_len=2))
+
+
+def test_statistics_are_streamed_into_one_cached_result_per_scan(tmp_path):
+    from datasets import file_normalization
+    from datasets.sequence_files import SequenceFileConfig, load_sequence_dataset
+    frames = np.random.default_rng(1).random((300, 6, 2, 4, 4)).astype(np.float32) * 7 - 3
+    np.save(tmp_path / "many.npy", frames)
+    file_normalization._STATS_CACHE.clear()
+    data = load_sequence_dataset(SequenceFileConfig(
+        name="many", path=str(tmp_path / "many.npy"), in_len=3, out_len=2,
+        normalize={"mode": "minmax", "per_channel": True}))
+    assert len(file_normalization._STATS_CACHE) == 3  # train, val, test: not one per sequence
+    train = sorted(set(range(300)) - {int(s) for s, _ in data.val.windows}
+                   - {int(s) for s, _ in data.test.windows})
+    norm = data.details["normalization"]
+    expected = frames[train].min(axis=(0, 1, 3, 4))
+    assert norm["offset"] == pytest.approx(expected.astype(float).tolist(), abs=0)
