@@ -245,3 +245,65 @@ def test_statistics_are_streamed_into_one_cached_result_per_scan(tmp_path):
     norm = data.details["normalization"]
     expected = frames[train].min(axis=(0, 1, 3, 4))
     assert norm["offset"] == pytest.approx(expected.astype(float).tolist(), abs=0)
+
+
+# ------------------------------------------------------------------ damaged .npy files
+def _npy(tmp_path, name, array=None, cut=None, raw=None):
+    path = tmp_path / name
+    if raw is not None:
+        path.write_bytes(raw)
+        return path
+    np.save(path, array, allow_pickle=array.dtype.hasobject)
+    if cut is not None:
+        path.write_bytes(path.read_bytes()[:cut])
+    return path
+
+
+DAMAGED_NPY = {
+    "truncated": (dict(array=np.zeros((4, 30, 1, 8, 8), np.float32), cut=5000),
+                  "not a valid .npy array: damaged or incomplete (5000 bytes, expected 30848 for "
+                  "float32 (4, 30, 1, 8, 8) after a 128-byte header)"),
+    "random bytes": (dict(raw=bytes(np.random.default_rng(0).integers(0, 256, 5000, np.uint8))),
+                     "not a .npy file, or damaged: it does not begin with the .npy signature "
+                     "(5000 bytes)"),
+    "objects": (dict(array=np.array([{}], dtype=object)),
+                "it holds Python objects, which are never unpickled"),
+    "header": (dict(raw=b"\x93NUMPY garbage"), "damaged header (14 bytes)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED_NPY))
+def test_a_damaged_npy_file_is_named_and_never_points_at_pickle(tmp_path, case):
+    from datasets.file_readers import DatasetFileError, open_npy
+    options, expected = DAMAGED_NPY[case]
+    path = _npy(tmp_path, "x.npy", **options)
+    with pytest.raises(DatasetFileError) as caught:
+        open_npy(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and expected in message, message
+    assert "allow_pickle" not in message and "mmap length" not in message
+
+
+def test_a_truncated_mnist_test_seq_says_damaged_or_incomplete(run, tmp_path, capsys):
+    root = tmp_path / "root"
+    root.mkdir()
+    _npy(root, "mnist_test_seq.npy", np.zeros((20, 8, 64, 64), np.uint8), cut=5000)
+    assert run("--models", "persistence", "--data-root", str(root)) == 2
+    err = capsys.readouterr().err
+    assert "mnist_test_seq.npy: not a valid .npy array: damaged or incomplete (5000 bytes, " \
+           "expected 655488" in err and err.count("\n") == 1, err
+
+
+def test_a_truncated_npz_member_says_damaged_or_incomplete(tmp_path):
+    from datasets.file_readers import DatasetFileError, _npz_memmap
+    path = tmp_path / "x.npz"
+    np.savez(path, frames=np.zeros((4, 30, 1, 8, 8), np.float32))
+    data = bytearray(path.read_bytes())
+    import zipfile
+    with zipfile.ZipFile(path) as z:  # declare a larger array in the member's header
+        start = z.getinfo("frames.npy").header_offset
+    at = data.index(b"(4, 30,", start)
+    data[at:at + 7] = b"(9, 30,"
+    path.write_bytes(bytes(data))
+    with pytest.raises(DatasetFileError, match=r"x.npz: member 'frames' is damaged or incomplete"):
+        _npz_memmap(path, "frames")
