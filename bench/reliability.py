@@ -154,7 +154,8 @@ def check_model_args(name: str, build, user_args: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------- failures
 def is_out_of_memory(error: BaseException) -> bool:
     return (isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError))
-            or (isinstance(error, RuntimeError) and "out of memory" in str(error)))
+            or (isinstance(error, RuntimeError) and any(
+                text in str(error) for text in ("out of memory", "can't allocate memory"))))
 
 
 def free_memory(device: torch.device | None = None) -> None:

@@ -3,15 +3,19 @@
 A cache file holds one dataset ``clips`` (uint8 ``[N, T, 1, H, W]``, one chunk per clip,
 LZF-compressed) and attributes recording how it was made. Its name carries the readable
 parameters and a digest of all of them, so different parameters never share a file. It is
-written to a temporary file in the same folder and moved into place with ``os.replace``, so
-an interrupted write never leaves a partial file under the final name.
+written to a temporary file in the same folder (``NAME.HOST-PID.XXXX.tmp``) and moved into
+place with ``os.replace``, so an interrupted write never leaves a partial file under the final
+name; the temporary file of a killed writer is removed when the cache is next asked for.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import glob
 import os
+import socket
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,10 +55,11 @@ def cached_clips(
     file is reused when its recorded parameters and shape match; otherwise it is rewritten.
     """
     path = Path(path)
+    remove_stale_temp_files(path)
     if _matches(path, shape, params):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         with h5py.File(tmp, "w") as f:
@@ -79,6 +84,49 @@ def cached_clips(
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+STALE_TEMP_S = 24 * 3600  # a temporary file this old is stale whoever wrote it
+
+
+def _temp_prefix(path: Path) -> str:
+    """``NAME.HOST-PID.``: the writer of a temporary file, so a later start can tell a file
+    left by a killed writer from one being written now."""
+    return f"{path.name}.{socket.gethostname()}-{os.getpid()}."
+
+
+def remove_stale_temp_files(path: Path) -> list[Path]:
+    """Remove the temporary files of ``path`` that killed writers left (see :func:`_is_stale`);
+    returns them. Called before each write, so they never pile up."""
+    removed = []
+    for tmp in path.parent.glob(glob.escape(path.name) + ".*.tmp"):
+        try:
+            if _is_stale(tmp, path):
+                tmp.unlink()
+                removed.append(tmp)
+        except FileNotFoundError:  # its writer finished, or another start removed it
+            pass
+    return removed
+
+
+def _is_stale(tmp: Path, path: Path) -> bool:
+    """Written on this host by a process that no longer runs; or, when the writer is on
+    another host (or unrecorded), untouched for :data:`STALE_TEMP_S`."""
+    writer = tmp.name[len(path.name) + 1:-len(".tmp")].rpartition(".")[0]  # HOST-PID
+    host, _, pid = writer.rpartition("-")
+    if host == socket.gethostname() and pid.isdigit():
+        return not _running(int(pid))
+    return tmp.stat().st_mtime < time.time() - STALE_TEMP_S
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it runs, as another user
+        return True
+    return True
 
 
 def _matches(path: Path, shape: tuple[int, ...], params: dict) -> bool:

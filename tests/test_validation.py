@@ -307,3 +307,72 @@ def test_a_truncated_npz_member_says_damaged_or_incomplete(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(DatasetFileError, match=r"x.npz: member 'frames' is damaged or incomplete"):
         _npz_memmap(path, "frames")
+
+
+# ------------------------------------------------------------------ smaller items
+def test_a_cpu_allocation_failure_is_labelled_out_of_memory(run, tmp_path, temporary_model):
+    import torch
+
+    from bench.reliability import is_out_of_memory
+    from models import Prediction
+
+    class Huge(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, frames, *args, **kwargs):
+            torch.empty(10**13)  # 40 TB: the CPU allocator refuses at once
+            return Prediction(frames[:, -2:], {})
+    try:
+        torch.empty(10**13)
+    except RuntimeError as error:
+        assert "DefaultCPUAllocator: can't allocate memory" in str(error)
+        assert is_out_of_memory(error)
+    name = temporary_model("huge_cpu", Huge)
+    run("--models", name)
+    (record,) = ResultsStore(tmp_path / "results" / SMOKE).records()
+    assert record["status"] == "failed"
+    assert record["error"].startswith("out of memory: RuntimeError: "), record["error"]
+
+
+def test_a_dataset_cache_deleted_mid_run_is_still_read(tmp_path):
+    from bench.config import get_preset
+    from bench.runner import load_data
+    data = load_data(get_preset("smoke").data, None, str(tmp_path / "cache"))
+    removed = list((tmp_path / "cache").glob("*.h5"))
+    assert len(removed) == 2
+    for path in removed:  # before any clip was read (the val set: first used by a later cell)
+        path.unlink()
+    again = load_data(get_preset("smoke").data, None, str(tmp_path / "cache2"))
+    assert (data.val[0] == again.val[0]).all() and (data.test[-1] == again.test[-1]).all()
+
+
+def test_temporary_files_of_a_killed_cache_writer_are_removed(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from datasets.eval_cache import STALE_TEMP_S, cached_clips
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    path = tmp_path / "clips.h5"
+    killed = tmp_path / f"clips.h5.{host}-{dead.pid}.abc123.tmp"  # its writer no longer runs
+    running = tmp_path / f"clips.h5.{host}-{os.getpid()}.def456.tmp"  # a writer at work
+    other_host = tmp_path / "clips.h5.elsewhere-1.ghi789.tmp"  # cannot tell: kept while fresh
+    old = tmp_path / "clips.h5.x9Yz_ab.tmp"  # from before writers were named: only when old
+    other_cache = tmp_path / f"other.h5.{host}-{dead.pid}.jkl012.tmp"
+    for tmp in (killed, running, other_host, old, other_cache):
+        tmp.write_bytes(b"partial")
+    stale = time.time() - STALE_TEMP_S - 60
+    os.utime(old, (stale, stale))
+    shape = (2, 3, 1, 4, 4)
+    cached_clips(path, shape, lambda a, b: np.zeros((b - a, *shape[1:]), np.uint8), {"v": 1})
+    assert path.is_file()
+    assert not killed.exists() and not old.exists()
+    assert running.exists() and other_host.exists() and other_cache.exists()
+    assert sorted(p.name for p in tmp_path.glob("clips.h5.*.tmp")) == sorted(
+        [running.name, other_host.name])  # the writer's own temporary file is gone
