@@ -103,8 +103,9 @@ class ResultsStore:
                 if problem is None:
                     records.append(record)
                 else:
+                    # stacklevel 1: printed once per process, however many readers ask
                     warnings.warn(f"{self.path}:{number}: skipping a record that is not a result "
-                                  f"record ({problem})", stacklevel=2)
+                                  f"record ({problem})", stacklevel=1)
         return records
 
     def done(self, key: tuple, records: list[dict] | None = None) -> dict | None:
