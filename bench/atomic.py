@@ -3,7 +3,8 @@
 A file is written under a unique temporary name in its own folder (``tempfile.mkstemp``: two
 processes writing the same file never share a temporary), flushed, fsynced and moved into
 place with ``os.replace``; a reader sees the old file or the new one, never half of one, and a
-kill at any moment leaves at most a stray ``.NAME.*.tmp``. On any failure the temporary is
+kill at any moment leaves at most a stray ``.NAME.HOST-PID.XXXX.tmp``, named by its writer so
+that :func:`remove_stale_temporaries` can tell a killed writer's file from one being written. On any failure the temporary is
 removed. A full disk (ENOSPC, EDQUOT) becomes one :class:`DiskFullError` naming the file and
 the space left, instead of a traceback from deep inside torch or numpy.
 """
@@ -12,8 +13,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import itertools
+import glob
 import os
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -71,7 +74,7 @@ def atomic_path(path: str | os.PathLike, mode: int = 0o644) -> Iterator[Path]:
     matplotlib); on success it is fsynced and moved to ``path``, on any failure removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -137,6 +140,48 @@ def move_aside(path: str | os.PathLike, label: str) -> Path | None:
             os.rename(path, aside)
             return aside
     return None  # pragma: no cover
+
+
+STALE_TEMP_S = 24 * 3600  # a temporary file this old is stale whoever wrote it
+
+
+def _temp_prefix(path: Path) -> str:
+    """``.NAME.HOST-PID.``: the writer of a temporary file."""
+    return f".{path.name}.{socket.gethostname()}-{os.getpid()}."
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Removes the temporaries of ``path`` that killed writers left (see :func:`_is_stale`),
+    for a file several processes may write (a shared cache); returns them."""
+    path, removed = Path(path), []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if _is_stale(tmp, path):
+                tmp.unlink()
+                removed.append(tmp)
+        except FileNotFoundError:  # its writer finished, or another process removed it
+            pass
+    return removed
+
+
+def _is_stale(tmp: Path, path: Path) -> bool:
+    """Written on this host by a process that no longer runs; or, when the writer is on
+    another host (or unnamed), untouched for :data:`STALE_TEMP_S`."""
+    writer = tmp.name[len(path.name) + 2:-len(".tmp")].rpartition(".")[0]  # HOST-PID
+    host, _, pid = writer.rpartition("-")
+    if host == socket.gethostname() and pid.isdigit():
+        return not _running(int(pid))
+    return tmp.stat().st_mtime < time.time() - STALE_TEMP_S
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it runs, as another user
+        return True
+    return True
 
 
 def remove_temporaries(folder: str | os.PathLike) -> list[Path]:

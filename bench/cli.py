@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import datasets
@@ -17,8 +18,10 @@ from .config import DataConfig, TrainConfig, apply_overrides, get_preset, parse_
 from .match import parse_match
 from .options import Parser, add_option
 from .precision import resolve_device
-from .reliability import check_model_args, check_train_overrides, parse_shard, safe_component
-from .runner import GridInterrupted, RunRequest, load_data, match_target, model_config, run_grid
+from .reliability import (check_model_args, check_seeds, check_train_overrides, parse_shard,
+                          safe_component)
+from .runner import (RUN_FOLDERS, GridInterrupted, RunRequest, load_data, match_target,
+                     model_config, out_folder, run_grid)
 from .store import RECORDS_FILE, ResultsStore
 
 
@@ -128,6 +131,7 @@ def check_models_fit(request: RunRequest) -> None:
             pass
     if request.match is not None:
         match_target(request, data)  # a reference that cannot be matched: an error before training
+    check_run_folders(request, data)
     return data
 
 
@@ -141,6 +145,7 @@ def make_request(args: argparse.Namespace) -> RunRequest:
                 raise ValueError(f"--{key.replace('_', '-')} must be >= 1; got {value}")
             overrides[key] = value
     preset.train = apply_overrides(preset.train, check_train_overrides(_coerce(overrides)))
+    check_seeds(args.seeds)
     preset.data = preset_data(preset.data, args.dataset)
     out_root = Path(args.out)
     _check_writable(out_root)
@@ -202,12 +207,31 @@ def _check_dataset_config(path: str) -> None:
 
 
 def _check_writable(folder: Path) -> None:
-    probe = folder
+    """``folder``, or its nearest existing parent when it does not exist yet, takes a new file:
+    a probe file is written and removed (permission bits can lie: a ``/proc`` path or a
+    read-only mount passes ``os.access``, then fails on the first write)."""
+    probe = Path(os.path.abspath(folder))
     while not probe.exists():
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
+    if not probe.is_dir():
         raise ValueError(f"output folder {str(folder)!r} cannot be written ({probe} is not a "
-                         "writable folder)")
+                         "folder)")
+    try:
+        handle, name = tempfile.mkstemp(prefix=".write-probe-", dir=probe)
+        os.close(handle)
+        os.unlink(name)
+    except OSError as error:
+        raise ValueError(f"output folder {str(folder)!r} cannot be written (a new file in "
+                         f"{probe} fails: {error.strerror or error})") from None
+
+
+def check_run_folders(request: RunRequest, data) -> None:
+    """Every folder the run will write (its store folder, the cost cache; for training also
+    examples/ and checkpoints/) takes a file, checked before any cost is measured."""
+    folder = out_folder(request.out_root, data, request.preset)
+    parts = RUN_FOLDERS[:2] if request.profile_only else RUN_FOLDERS
+    for part in parts:
+        _check_writable(folder / part)
 
 
 def build_report_parser() -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,6 +145,22 @@ def parse_override(text: str) -> tuple[str, Any]:
     except json.JSONDecodeError:
         value = raw
     return key.strip(), value
+
+
+def check_finite(option: str, value: Any) -> Any:
+    """``value`` unchanged when every number in it (nested in lists too, as betas) is finite;
+    else a ValueError naming ``option``. A NaN or infinite option would train and then fail to
+    be recorded (JSON has no NaN), or silently disable what it sets (a NaN period)."""
+    numbers = value if isinstance(value, (list, tuple)) else [value]
+    for number in numbers:
+        if isinstance(number, (list, tuple)):
+            check_finite(option, number)
+        elif isinstance(number, float) and not math.isfinite(number):
+            shown = json.dumps(value) if not isinstance(value, str) else value
+            raise ValueError(f"{option}={shown}: {number} is not a finite number (a number "
+                             "beyond 1.8e308, such as 1e400, reads as Infinity); accepted: "
+                             "finite numbers")
+    return value
 
 
 def config_hash(config: dict[str, Any]) -> str:

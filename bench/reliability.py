@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import gc
 import inspect
-import re
 import typing
 from typing import Any
 
 import torch
 
-from .config import TrainConfig
+from datasets.names import safe_component  # one rule for model and dataset names
+
+from .config import TrainConfig, check_finite
 
 # Closed sets of values of TrainConfig's string options.
 CHOICES = {
@@ -26,20 +27,15 @@ AT_LEAST = {"epochs": 1, "steps_per_epoch": 1, "batch_size": 1, "eval_batch_size
             "checkpoint_every": 1, "checkpoint_every_steps": 0, "sampling_steps": 0,
             "checkpoint_every_seconds": 0, "sync_every": 1}
 
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*")
+# ---------------------------------------------------------------------------- seeds
+MAX_SEED = 2**32 - 1  # NumPy's global seed (set per cell) takes 0 ... 2**32 - 1
 
 
-# ---------------------------------------------------------------------------- path components
-def safe_component(name: str, what: str = "name") -> str:
-    """``name`` unchanged if it can be one path component under the output folder, else an error.
-
-    Accepted: letters, digits and ``_ . + = -``, starting with a letter or digit, no '..'.
-    """
-    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or ".." in name:
-        raise ValueError(f"{what} {name!r} cannot be used in a file name; accepted: letters, "
-                         "digits and _ . + = - (starting with a letter or digit, no '..', "
-                         "no path separators)")
-    return name
+def check_seeds(seeds: list[int]) -> None:
+    """Every ``--seeds`` value one NumPy and torch both take, checked before any work."""
+    for seed in seeds:
+        if not 0 <= seed <= MAX_SEED:
+            raise ValueError(f"--seeds {seed}: accepted: integers from 0 to {MAX_SEED}")
 
 
 # ---------------------------------------------------------------------------- sharding
@@ -118,6 +114,7 @@ def check_train_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
         if key not in hints:
             raise ValueError(f"--set {key}: unknown option {key!r}; known: {', '.join(fields)}")
         shown = value if isinstance(value, str) else _json(value)
+        check_finite(f"--set {key}", value)
         try:
             value = _coerce(value, hints[key])
         except TypeError:
@@ -142,6 +139,7 @@ def check_model_args(name: str, build, user_args: dict[str, Any]) -> None:
         if key not in parameters:
             raise ValueError(f"--model-arg {key}: model {name!r} takes no argument {key!r}; it "
                              f"takes: {', '.join(parameters)}")
+        check_finite(f"--model-arg {key}", value)
         default = parameters[key].default
         if default is inspect.Parameter.empty or default is None:
             continue
@@ -156,7 +154,8 @@ def check_model_args(name: str, build, user_args: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------- failures
 def is_out_of_memory(error: BaseException) -> bool:
     return (isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError))
-            or (isinstance(error, RuntimeError) and "out of memory" in str(error)))
+            or (isinstance(error, RuntimeError) and any(
+                text in str(error) for text in ("out of memory", "can't allocate memory"))))
 
 
 def free_memory(device: torch.device | None = None) -> None:

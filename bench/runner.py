@@ -86,8 +86,12 @@ def model_config(name: str, preset: Preset, data, user_args: dict) -> dict:
     return {k: v for k, v in config.items() if k in accepted}
 
 
+# The folders a run writes, relative to its results folder (bench.cli checks them up front).
+RUN_FOLDERS = ("", "cost_cache", "examples", "checkpoints")
+
+
 def out_folder(out_root: Path, data, preset: Preset) -> Path:
-    return Path(out_root) / data.name / preset.name
+    return Path(out_root) / safe_component(data.name, "dataset name") / preset.name
 
 
 class GridInterrupted(KeyboardInterrupt):
@@ -333,8 +337,7 @@ def _measure_costs(pending: list[dict], request: RunRequest, data, folder: Path,
             else:
                 costs[key] = _profile(name, record, request, data, log)
                 if not isinstance(costs[key], Exception):
-                    _write_json(cache, {"device_kind": record["device_kind"],
-                                        "precision": record["precision"], "cost": costs[key]})
+                    _cache_cost(cache, record, costs[key], log)
         if not isinstance(costs[key], Exception) and not request.profile_only:
             record["estimate"] = cell_estimate(costs[key], request.preset, len(data.val),
                                                len(data.test))
@@ -415,6 +418,17 @@ def _cached_cost(path: Path, record: dict) -> dict | None:
     same_kind = (cached.get("device_kind"), cached.get("precision")) == (
         record["device_kind"], record["precision"])
     return cached.get("cost") if same_kind else None
+
+
+def _cache_cost(path: Path, record: dict, cost: dict, log) -> None:
+    """Keep a measured cost for later runs; a cache that cannot be written only costs a
+    re-measurement next time, so it is a warning, never the cell's failure."""
+    try:
+        _write_json(path, {"device_kind": record["device_kind"],
+                           "precision": record["precision"], "cost": cost})
+    except OSError as error:
+        log(f"warning: cost of {record['model']} not cached ({path}: "
+            f"{error.strerror or error}); the next run measures it again")
 
 
 def _write_json(path: Path, content: dict) -> None:

@@ -23,6 +23,44 @@ def cell_key(record: dict) -> tuple:
             record["config_hash"], record.get("device_kind"), record.get("precision"))
 
 
+# The top-level keys every reader of a record relies on (cell_key, done, latest, the report),
+# with their JSON types; docs/records.md describes every key. A record lacking one of them, or
+# holding a value of another type, is not a result record.
+RECORD_SCHEMA: dict[str, type] = {
+    "mode": str, "model": str, "dataset": str, "preset": str, "seed": int,
+    "config_hash": str, "status": str, "device_name": str,
+}
+# Keys that may be missing or null, but when present hold this type.
+OPTIONAL_FIELDS: dict[str, type] = {
+    "error": str, "metrics": dict, "train": dict, "cost": dict, "config": dict,
+    "dataset_info": dict, "device_kind": str, "precision": str, "finished_at": str,
+}
+_JSON_TYPE = {str: "a string", int: "an integer", dict: "an object"}
+
+
+def record_problem(record) -> str | None:
+    """Why ``record`` (a parsed JSON line) is not a result record, or None when it is one."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not an object"
+    missing = [key for key in RECORD_SCHEMA if key not in record]
+    if missing:
+        return "missing " + ", ".join(repr(key) for key in missing)
+    for fields, optional in ((RECORD_SCHEMA, False), (OPTIONAL_FIELDS, True)):
+        for key, kind in fields.items():
+            value = record.get(key)
+            if optional and value is None:
+                continue
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                return f"{key!r} is {json.dumps(value)[:40]}, not {_JSON_TYPE[kind]}"
+    return None
+
+
+def one_line(text) -> str:
+    """``text`` with its line breaks folded into "; ", so an error message fits one row of a
+    Markdown table (the record keeps the original)."""
+    return "; ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
 class ResultsStore:
     """Appends records under an exclusive lock, each as one line written and fsynced at once."""
 
@@ -63,7 +101,9 @@ class ResultsStore:
             raise
 
     def records(self) -> list[dict]:
-        """Every readable record, in order; a damaged line (a crash mid-write) is skipped with a warning."""
+        """Every readable result record, in order. A damaged line (a crash mid-write) or a line
+        that is not a result record (see :data:`RECORD_SCHEMA`) is skipped with a warning naming
+        the line, so one bad line never blocks the grid or the report."""
         if not self.path.exists():
             return []
         records = []
@@ -72,9 +112,17 @@ class ResultsStore:
                 if not line.strip():
                     continue
                 try:
-                    records.append(json.loads(line))
+                    record = json.loads(line)
                 except json.JSONDecodeError:
                     warnings.warn(f"{self.path}:{number}: skipping a damaged record", stacklevel=2)
+                    continue
+                problem = record_problem(record)
+                if problem is None:
+                    records.append(record)
+                else:
+                    # stacklevel 1: printed once per process, however many readers ask
+                    warnings.warn(f"{self.path}:{number}: skipping a record that is not a result "
+                                  f"record ({problem})", stacklevel=1)
         return records
 
     def done(self, key: tuple, records: list[dict] | None = None) -> dict | None:

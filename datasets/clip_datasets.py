@@ -1,8 +1,9 @@
 """Fixed evaluation clips as torch Datasets, read lazily from their files.
 
 Clips stay uint8 on disk; an item is converted on access to float32 ``[T, C, H, W]`` in
-[0, 1] (divided by 255). Files are opened on first access in each process, so a dataset can
-be handed to DataLoader workers without copying the clips or sharing an HDF5 handle.
+[0, 1] (divided by 255). A file is opened when the dataset is made, and the handle held (a
+cache file deleted mid-run stays readable); another process (a DataLoader worker) opens it
+again on first access, so a dataset can be handed to workers without sharing an HDF5 handle.
 """
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ class ClipDataset(Dataset):
         self.seq_len = seq_len
         self._clips = None
         self._pid = None
+        # Opened now and held: a cache file deleted (or replaced) mid-run stays readable
+        # through this handle; only another process reopens by path.
+        self._array()
 
     def _open(self):
         """The clips as an indexable uint8 ``[N, T, 1, H, W]`` array (subclasses)."""

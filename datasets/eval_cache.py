@@ -3,8 +3,9 @@
 A cache file holds one dataset ``clips`` (uint8 ``[N, T, 1, H, W]``, one chunk per clip,
 LZF-compressed) and attributes recording how it was made. Its name carries the readable
 parameters and a digest of all of them, so different parameters never share a file. It is
-written to a temporary file in the same folder and moved into place with ``os.replace``, so
-an interrupted write never leaves a partial file under the final name.
+written to a temporary file in the same folder (``.NAME.HOST-PID.XXXX.tmp``, bench.atomic) and moved into
+place with ``os.replace``, so an interrupted write never leaves a partial file under the final
+name; the temporary file of a killed writer is removed when the cache is next asked for.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from bench.atomic import atomic_path
+from bench.atomic import atomic_path, remove_stale_temporaries
 
 CACHE_VERSION = 1  # bump when the generator or the file layout changes
 DATASET = "clips"
@@ -52,6 +53,7 @@ def cached_clips(
     file is reused when its recorded parameters and shape match; otherwise it is rewritten.
     """
     path = Path(path)
+    remove_stale_temporaries(path)
     if _matches(path, shape, params):
         return path
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:

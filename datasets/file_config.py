@@ -8,6 +8,7 @@ from pathlib import Path
 import tomllib
 
 from .layouts import check_layout
+from .names import safe_component
 
 FORMATS = ("hdf5", "npy", "npz", "predrnn")
 
@@ -38,9 +39,7 @@ class SequenceFileConfig:
     base_dir: str = "."  # relative paths are resolved against this (the TOML file's folder)
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name or any(c in self.name for c in "/\\ "):
-            raise ValueError(f"dataset name must be a non-empty word (used as a folder name); "
-                             f"got {self.name!r}")
+        safe_component(self.name, "dataset name")  # it names the results folder
         if (self.path is None) == (not self.paths):
             raise ValueError(f"dataset {self.name!r}: give either 'path' or a [paths] table "
                              "with train (and optionally val) and test")

@@ -1,7 +1,9 @@
 """Mapping stored values to [0, 1]: ``x01 = (x - offset) / scale``, statistics from training only."""
 from __future__ import annotations
 
+import hashlib
 import os
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,6 +14,7 @@ if TYPE_CHECKING:
     from .frame_store import FrameStore
 
 STATS_CHUNK_BYTES = 64 << 20  # frames read at a time when computing min/max
+CONSTANT_SAMPLE = (8, 32)  # sequences, frames each: what a fixed range reads to spot constant data
 
 
 def _normalization(config: SequenceFileConfig, store: FrameStore, train_units: list,
@@ -47,6 +50,8 @@ def _normalization(config: SequenceFileConfig, store: FrameStore, train_units: l
     else:
         raise ValueError(f"dataset {config.name!r}: normalize.mode must be minmax, range or "
                          f"none; got {mode!r}")
+    if mode != "minmax":
+        _warn_if_constant(config, store, train_units)
     if np.any(high <= low):
         raise ValueError(f"dataset {config.name!r}: normalisation range is empty "
                          f"(low {low.tolist()}, high {high.tolist()}); is the data constant?")
@@ -61,42 +66,60 @@ def _normalization(config: SequenceFileConfig, store: FrameStore, train_units: l
     }
 
 
+def _warn_if_constant(config: SequenceFileConfig, store: FrameStore, train_units: list) -> None:
+    """A fixed range reads no statistics: sample a few training sequences (evenly spaced, their
+    first frames) and warn when every value is the same (a file never filled, a wrong key)."""
+    sequences, frames = CONSTANT_SAMPLE
+    picks = np.unique(np.linspace(0, len(train_units) - 1, sequences).round().astype(int))
+    seen = None
+    for seq, start, stop in (train_units[i] for i in picks):
+        sample = store.raw(seq, start, min(stop, start + frames))
+        low, high = sample.min(), sample.max()
+        if low != high or (seen is not None and low != seen):
+            return
+        seen = low
+    warnings.warn(f"dataset {config.name!r}: every value read from {len(picks)} training "
+                  f"sequences is {seen.item()}: is the data constant, the file never filled, "
+                  "or 'key' the wrong dataset?", stacklevel=2)
+
+
 def _version(store: FrameStore) -> tuple:
     return tuple((str(s.path), os.stat(s.path).st_mtime_ns, os.stat(s.path).st_size, s.key)
                  for s in store.sources)
 
 
 _STATS_CACHE: dict = {}
+MAX_CACHED_SCANS = 8  # results kept per process (each two small arrays), oldest dropped first
 
 
-def _scan(store: FrameStore, units: list, per_channel: bool) -> dict:
-    """Per unit (min, max), read in chunks; a NaN or inf anywhere is an error (float data).
+def _scan(store: FrameStore, units: list) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (min, max) over ``units``, read in chunks of at most
+    :data:`STATS_CHUNK_BYTES` with running minima and maxima, so memory stays bounded whatever
+    the number of sequences; a NaN or inf anywhere is an error (float data).
 
-    Cached per file version, so a second build in the same process reads nothing.
+    Cached per file version and set of units, so a second build in the same process reads
+    nothing.
     """
-    version = _version(store)
-    axes = (0, 2, 3) if per_channel else None
-    out = {}
-    for unit in map(tuple, units):
-        key = (version, unit, per_channel)
-        if key not in _STATS_CACHE:
-            seq, start, stop = unit
+    key = (_version(store), hashlib.sha256(np.asarray(units, np.int64).tobytes()).hexdigest())
+    if key not in _STATS_CACHE:
+        low = high = None
+        for seq, start, stop in units:
             frame_bytes = int(np.prod(store.index[seq][0].frame_shape)) * 8
             step = max(1, STATS_CHUNK_BYTES // frame_bytes)
-            low = high = None
             for a in range(start, stop, step):
                 frames = store.raw(seq, a, min(a + step, stop))  # raises on NaN / inf
-                lo = np.atleast_1d(frames.min(axis=axes)).astype(float)
-                hi = np.atleast_1d(frames.max(axis=axes)).astype(float)
+                lo = frames.min(axis=(0, 2, 3)).astype(float)
+                hi = frames.max(axis=(0, 2, 3)).astype(float)
                 low = lo if low is None else np.minimum(low, lo)
                 high = hi if high is None else np.maximum(high, hi)
-            _STATS_CACHE[key] = (low, high)
-        out[unit] = _STATS_CACHE[key]
-    return out
+        while len(_STATS_CACHE) >= MAX_CACHED_SCANS:
+            _STATS_CACHE.pop(next(iter(_STATS_CACHE)))
+        _STATS_CACHE[key] = (low, high)
+    return _STATS_CACHE[key]
 
 
 def _train_min_max(store: FrameStore, units: list, per_channel: bool):
-    stats = _scan(store, units, per_channel)
-    low = np.min([lo for lo, _ in stats.values()], axis=0)
-    high = np.max([hi for _, hi in stats.values()], axis=0)
-    return low, high
+    low, high = _scan(store, units)
+    if per_channel:
+        return low, high
+    return np.atleast_1d(low.min()), np.atleast_1d(high.max())

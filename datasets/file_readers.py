@@ -94,6 +94,8 @@ class SequenceSource:
             if not names:
                 raise DatasetFileError(f"{self.path}: group {key!r} holds no datasets")
             members = [node[n] for n in names]
+            for n, m in zip(names, members, strict=True):
+                _check_written(m, f"{key}/{n}", self.path)
             layout = self.layout.removeprefix("N") if self.layout else None  # one per member
             opened = [layout_opener(m, choose_layout(f"{key}/{n}", m.shape, layout))
                       for n, m in zip(names, members, strict=True)]
@@ -108,16 +110,14 @@ class SequenceSource:
                     "lengths": [o["lengths"][0] for o in opened],
                     "frame_shape": opened[0]["frame_shape"], "dtype": members[0].dtype,
                     "attrs": attrs, "key": key, "layout": opened[0]["layout"]}
+        _check_written(node, key, self.path)
         opened = layout_opener(node, choose_layout(repr(key), node.shape, self.layout))
         if self.table_key is not None:
             attrs = _h5_table(f, self.table_key, self.path)
         return {**opened, "dtype": node.dtype, "attrs": attrs, "key": key}
 
     def _open_npy(self) -> dict:
-        try:
-            array = np.load(self.path, mmap_mode="r", allow_pickle=False)
-        except ValueError as error:
-            raise DatasetFileError(f"{self.path}: cannot read as .npy: {error}") from None
+        array = open_npy(self.path)
         return {**layout_opener(array, choose_layout("the array", array.shape, self.layout)),
                 "dtype": array.dtype}
 
@@ -178,6 +178,76 @@ class SequenceSource:
 
         return {"reader": read, "lengths": (lengths[0] + lengths[1]).tolist(),
                 "frame_shape": raw.shape[1:], "dtype": raw.dtype}
+
+
+def _check_written(node: h5py.Dataset, key: str, path: Path) -> None:
+    """An HDF5 dataset that declares a shape but holds no stored data (no chunk, no contiguous
+    block ever written) reads as its fill value everywhere: refuse it rather than train on a
+    constant. Checked from the file's metadata, so a huge declared shape costs nothing."""
+    if node.size == 0 or node.is_virtual or node.external:
+        return
+    if node.id.get_storage_size() == 0:
+        fill = node.fillvalue if node.fillvalue is not None else 0
+        raise DatasetFileError(
+            f"{path}: dataset {key!r} declares shape {node.shape} ({node.dtype}) but none of its "
+            f"data was ever written: every value would read as the fill value {fill}. Write "
+            "the frames, or set 'key' to the dataset that holds them")
+
+
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def open_npy(path: str | os.PathLike) -> np.ndarray:
+    """A read-only memory map of a ``.npy`` file. A file that is not one, holds Python objects
+    (never unpickled) or ends early is one :class:`DatasetFileError` naming it and saying which:
+    numpy's own messages point at unsafe loading or at mmap sizes instead."""
+    path = Path(path)
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, EOFError) as error:
+        raise DatasetFileError(f"{path}: not a valid .npy array: {_npy_problem(path, error)}") \
+            from None
+
+
+def _npy_problem(path: Path, error: Exception) -> str:
+    """What is wrong with a ``.npy`` file numpy refused, from its header and size."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if f.read(len(NPY_MAGIC)) != NPY_MAGIC:
+            return f"not a .npy file, or damaged: it does not begin with the .npy signature " \
+                f"({size} bytes)"
+        f.seek(0)
+        try:
+            header = _npy_header(f)
+        except (ValueError, EOFError, SyntaxError) as header_error:
+            return f"damaged header ({size} bytes): {header_error}"
+        offset = f.tell()
+    if header is None:
+        return f"damaged header ({size} bytes): {error}"
+    shape, _, dtype = header
+    if dtype.hasobject:
+        return "it holds Python objects, which are never unpickled; save a numeric array"
+    return _incomplete(size, offset, shape, dtype) or f"{type(error).__name__}: {error}"
+
+
+def _npy_header(f) -> tuple | None:
+    """(shape, fortran order, dtype) of the ``.npy`` data at ``f``'s position, which is left at
+    the first byte of the array; None for a format version without a public reader."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(f)
+    return None
+
+
+def _incomplete(size: int, offset: int, shape: tuple, dtype: np.dtype) -> str | None:
+    """'damaged or incomplete (...)' when ``size`` bytes cannot hold the array, else None."""
+    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size >= expected:
+        return None
+    return (f"damaged or incomplete ({size} bytes, expected {expected} for {dtype} "
+            f"{tuple(shape)} after a {offset}-byte header)")
 
 
 def _h5_names(f: h5py.File) -> list[str]:
@@ -241,17 +311,17 @@ def _npz_memmap(path: Path, key: str) -> np.ndarray | None:
         name_len = int.from_bytes(local[26:28], "little")
         extra_len = int.from_bytes(local[28:30], "little")
         f.seek(info.header_offset + 30 + name_len + extra_len)
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
+        header = _npy_header(f)
+        if header is None:
             return None
+        shape, fortran, dtype = header
         if dtype.hasobject:
             raise DatasetFileError(f"{path}: {key!r} holds Python objects (pickles are never "
                                    "loaded)")
         offset = f.tell()
+    problem = _incomplete(os.path.getsize(path), offset, shape, dtype)
+    if problem is not None:  # else numpy's "mmap length is greater than file size"
+        raise DatasetFileError(f"{path}: member {key!r} is {problem}")
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
                      order="F" if fortran else "C")
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .file_readers import open_npy
+
 TRAIN_IMAGES_NAMES = ("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte")
 TEST_SEQ_NAME = "mnist_test_seq.npy"
 
@@ -72,12 +74,9 @@ def read_mnist_test_seq(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     try:
-        seq = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as err:  # object arrays need pickle, which is refused
-        raise ValueError(
-            f"{path}: not a valid .npy array (unreadable header, or Python objects that would "
-            "need unpickling, which is refused); expected uint8 (20, N, 64, 64)"
-        ) from err
+        seq = open_npy(path)
+    except ValueError as err:  # not .npy, Python objects (never unpickled), or cut short
+        raise ValueError(f"{err}; expected uint8 (20, N, 64, 64)") from None
     if seq.dtype != np.uint8:
         raise ValueError(f"{path}: dtype {seq.dtype}; expected uint8")
     if seq.ndim != 4:

@@ -106,7 +106,8 @@ def load_sequence_dataset(config: SequenceFileConfig | str | os.PathLike, *,
                                "split.val or give [paths] val")
 
     if store.sources[0].dtype.kind == "f":  # NaN / inf anywhere used: an error now, not later
-        _scan(store, [u for name in splits for u in splits[name]], False)
+        for name in ("train", "val", "test"):  # train's scan is reused by minmax
+            _scan(store, splits[name])
     normalization = _normalization(config, store, splits["train"], channels)
     store.scale = np.asarray(normalization["scale"], np.float32).reshape(-1, 1, 1)
     store.offset = np.asarray(normalization["offset"], np.float32).reshape(-1, 1, 1)

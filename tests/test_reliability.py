@@ -17,6 +17,7 @@ import bench.runner
 from bench.cli import main
 from bench.reliability import parse_shard, safe_component, shard_cells
 from bench.store import ResultsStore
+from test_validation import MINIMAL_RECORD
 from models import Prediction
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -243,12 +244,12 @@ def test_concurrent_writers_lose_and_corrupt_nothing(tmp_path):
 
 def test_a_truncated_last_line_is_skipped_with_a_warning(tmp_path):
     store = ResultsStore(tmp_path)
-    store.append({"a": 1, "status": "ok"})
+    store.append({**MINIMAL_RECORD, "a": 1})
     with open(store.path, "a") as handle:
         handle.write('{"a": 2, "stat')  # a crash mid-write
     with pytest.warns(UserWarning, match="skipping a damaged record"):
-        assert store.records() == [{"a": 1, "status": "ok"}]
-    store.append({"a": 3, "status": "ok"})  # the next record is not glued to the damaged one
+        assert store.records() == [{**MINIMAL_RECORD, "a": 1}]
+    store.append({**MINIMAL_RECORD, "a": 3})  # the next record is not glued to the damaged one
     with pytest.warns(UserWarning, match="records.jsonl:2: skipping"):
         assert [r["a"] for r in store.records()] == [1, 3]
 

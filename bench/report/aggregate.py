@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..store import one_line
 from . import statistics
 
 ACCURACY = {  # metric -> (label, lower is better)
@@ -176,7 +177,8 @@ def accuracy_frame(records: list[dict], reference: str | None = None) -> pd.Data
         ok = _ok(conf.records)
         row = {"model": conf.label, "name": conf.model, "protocol": conf.protocol_label,
                "seeds": len(ok), "deterministic": is_deterministic(ok),
-               "status": "ok" if ok else f"failed: {conf.records[-1].get('error')}",
+               "status": "ok" if ok else
+               f"failed: {one_line(conf.records[-1].get('error'))}",
                "later_failures": later_failures(ok)}
         row.update(_means(ok, optional))
         clips = _per_clip_mse(ok)

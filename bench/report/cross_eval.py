@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..store import one_line
 from .aggregate import ACCURACY
 from .tables import DIGITS, _mean_std, _text
 
@@ -43,7 +44,7 @@ def cross_eval_frame(records: list[dict]) -> pd.DataFrame:
                             f"{target['out_len']})",
             **{key: headline.get(key, np.nan) for key in ACCURACY},
             "own_test_mse": (source.get("test_headline") or {}).get("mse", np.nan),
-            "status": "ok" if ok else f"failed: {r.get('error')}",
+            "status": "ok" if ok else f"failed: {one_line(r.get('error'))}",
             "trained_config_hash": source["config_hash"],
             "checkpoint": _beside_store(source),
         })
