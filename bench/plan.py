@@ -11,7 +11,7 @@ resume. A plan says, iteration by iteration:
   entry a validation appends (``best_key`` names the entry's number that ``best_epoch`` takes);
 - ``checkpoint_due(validated, timed)``: whether last.pt is written (``timed``: the mid-epoch
   rule of ``checkpoint_every_steps`` / ``checkpoint_every_seconds`` says so);
-- ``stopped()``: where Ctrl-C stopped it; ``state()``: what last.pt keeps to resume the plan;
+- ``stopped()``: where Ctrl-C or SIGTERM stopped it; ``state()``: what last.pt keeps to resume the plan;
   ``summary()``: what the result records (``TrainResult.budget``).
 
 ``done`` counts iterations from the start of training, resumed parts included.
@@ -64,12 +64,14 @@ class EpochPlan:
                 or self.finished
         return timed
 
-    def stopped(self) -> str:
+    def stopped(self, by: str = "") -> str:
+        """Where training stopped (``by``: the signal, if named): e.g. ``stopped by SIGTERM at
+        epoch 2, iteration 5 of 150``."""
         epoch, batch = divmod(self.done, self.cfg.steps_per_epoch)
+        stopped = f"stopped by {by}" if by else "stopped"
         if batch:
-            return (f"stopped at epoch {epoch + 1}, iteration {batch} of "
-                    f"{self.cfg.steps_per_epoch}; checkpoint saved")
-        return f"stopped after epoch {epoch}; checkpoint saved"
+            return f"{stopped} at epoch {epoch + 1}, iteration {batch} of {self.cfg.steps_per_epoch}"
+        return f"{stopped} after epoch {epoch}"
 
     def state(self) -> None:
         return None
@@ -140,9 +142,9 @@ class BudgetRun:
     def checkpoint_due(self, validated: bool, timed: bool) -> bool:
         return validated or timed
 
-    def stopped(self) -> str:
-        return (f"stopped at iteration {self.done} of budget {self.plan.kind}="
-                f"{self.plan.amount:g}; checkpoint saved")
+    def stopped(self, by: str = "") -> str:
+        return (f"stopped{f' by {by}' if by else ''} at iteration {self.done} of budget "
+                f"{self.plan.kind}={self.plan.amount:g}")
 
     def state(self) -> dict:
         return {"iterations": self.done, "train_s": self.train_s, "finished": self.finished}
