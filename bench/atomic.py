@@ -4,16 +4,17 @@ A file is written under a unique temporary name in its own folder (``tempfile.mk
 processes writing the same file never share a temporary), flushed, fsynced and moved into
 place with ``os.replace``; a reader sees the old file or the new one, never half of one, and a
 kill at any moment leaves at most a stray ``.NAME.HOST-PID.XXXX.tmp``, named by its writer so
-that :func:`remove_stale_temporaries` can tell a killed writer's file from one being written. On any failure the temporary is
-removed. A full disk (ENOSPC, EDQUOT) becomes one :class:`DiskFullError` naming the file and
-the space left, instead of a traceback from deep inside torch or numpy.
+that :func:`remove_stale_temporaries` can tell a killed writer's file from one being written.
+On any failure the temporary is removed. A full disk (ENOSPC, EDQUOT) becomes one
+:class:`DiskFullError` naming the file and the space left, instead of a traceback from deep
+inside torch or numpy.
 """
 from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import glob
+import itertools
 import os
 import shutil
 import socket

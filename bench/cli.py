@@ -18,11 +18,19 @@ from .config import DataConfig, TrainConfig, apply_overrides, get_preset, parse_
 from .match import parse_match
 from .options import Parser, add_option
 from .precision import resolve_device
-from .reliability import (check_model_args, check_seeds, check_train_overrides, parse_shard,
-                          safe_component)
-from .runner import (RUN_FOLDERS, GridInterrupted, RunRequest, load_data, match_target,
-                     model_config, out_folder, run_grid)
+from .reliability import check_model_args, check_seeds, check_train_overrides, parse_shard, safe_component
+from .runner import (
+    RUN_FOLDERS,
+    GridInterrupted,
+    RunRequest,
+    load_data,
+    match_target,
+    model_config,
+    out_folder,
+    run_grid,
+)
 from .store import RECORDS_FILE, ResultsStore
+from .train import exit_code, sigterm_as_ctrl_c, stopped_by
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -313,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, KeyError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    with distributed.process_group(request.device):  # under torchrun only
+    with distributed.process_group(request.device), sigterm_as_ctrl_c():  # group: torchrun only
         try:
             return _run(request)
         except OSError as error:  # a full disk: one line, the file and the space left
@@ -333,12 +341,15 @@ def _run(request: RunRequest) -> int:
         return 2
     try:
         folder, new_records = run_grid(request, data=data)
-    except KeyboardInterrupt as stop:  # Ctrl-C: one line, no traceback
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: one line, no traceback
         where = stop if isinstance(stop, GridInterrupted) else (
-            "interrupted before training began; nothing was recorded. Run the same command to "
-            "start again (measured costs are kept)")
+            f"interrupted{stopped_by(stop)} before training began; nothing was recorded. Run the "
+            "same command to start again (measured costs are kept)")
         print(f"\n{where}", file=sys.stderr)
-        return 130
+        return exit_code(stop)  # 130 Ctrl-C, 143 SIGTERM
+    except distributed.RankLost as lost:  # a stalled or dead rank: one line, no traceback
+        print(f"\nerror: {lost}", file=sys.stderr)
+        return lost.exit_code
     if not distributed.is_main():  # rank 0 reports; every rank exits with the same status
         return 1 if any(r["status"] != "ok" for r in new_records) else 0
     from .report import cost_frame, cost_table, write_report  # slow imports, only when needed

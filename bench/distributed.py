@@ -11,17 +11,32 @@ helper below is then the identity or a no-op. Under ``torchrun --nproc_per_node=
 * evaluation is split into contiguous shards of the clips (:func:`shard`) and the per-frame
   metric sums are all-reduced (``PerFrameMetrics``);
 * rank 0 alone writes the store, checkpoints, examples, plots and tables, and alone profiles
-  the model (:func:`main_only`); the others get its outcome by broadcast.
+  the model (:func:`main_only`); the others get its outcome by broadcast;
+* every collective waits at most ``STBENCH_COLLECTIVE_TIMEOUT`` seconds (:func:`collective_timeout`)
+  for the other ranks: a stalled or dead rank turns into :class:`RankLost` (the run stops, nothing
+  is recorded for the cell, a relaunch resumes from the last checkpoint) instead of a wait for
+  ever. Rank 0's solo work (:func:`main_only`, :func:`main_first`) is waited for on a separate
+  group with :data:`SOLO_WORK_TIMEOUT`: loading or downloading data and measuring costs may take
+  longer than a training collective ever should.
 """
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
+import time
 from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset, Subset
+
+TIMEOUT_ENV = "STBENCH_COLLECTIVE_TIMEOUT"
+DEFAULT_TIMEOUT_S = 600.0  # NCCL's own default; far above any iteration's or evaluation's wait
+SOLO_WORK_TIMEOUT = datetime.timedelta(hours=24)  # the others wait this long for rank 0's solo work
+# Exit status when a rank stalled or died (sysexits' EX_TEMPFAIL: try again; a relaunch resumes).
+RANK_LOST_EXIT = 75
+_groups: dict[str, object] = {}  # "solo": rank 0's solo work; "control": CPU flags (NCCL runs)
 
 
 def launched() -> bool:
@@ -61,19 +76,39 @@ def rank_device(device: torch.device) -> torch.device:
     return torch.device("cuda", local_rank())
 
 
+def collective_timeout() -> datetime.timedelta:
+    """How long a collective waits for the other ranks: ``STBENCH_COLLECTIVE_TIMEOUT`` seconds
+    (default 600). Past it, the waiting ranks stop the run with :class:`RankLost`."""
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    try:
+        seconds = float(text) if text else DEFAULT_TIMEOUT_S
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"{TIMEOUT_ENV}={text!r} is not a timeout; accepted: a number of seconds "
+                         f"above 0 (default {DEFAULT_TIMEOUT_S:g})")
+    return datetime.timedelta(seconds=seconds)
+
+
 def init(device: torch.device) -> str | None:
-    """Joins the process group torchrun's environment describes (nccl on CUDA, gloo otherwise);
-    returns the backend, or None when this process runs alone."""
+    """Joins the process group torchrun's environment describes (nccl on CUDA, gloo otherwise),
+    its collectives bounded by :func:`collective_timeout`, plus the gloo groups for rank 0's solo
+    work and (NCCL only) for CPU flags; returns the backend, or None when this process runs alone."""
     if not launched() or is_distributed():
         return dist.get_backend() if is_distributed() else None
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(backend, **({"device_id": device} if device.type == "cuda" else {}))
+    dist.init_process_group(backend, timeout=collective_timeout(),
+                            **({"device_id": device} if device.type == "cuda" else {}))
+    _groups["solo"] = dist.new_group(backend="gloo", timeout=SOLO_WORK_TIMEOUT)
+    _groups["control"] = dist.new_group(backend="gloo", timeout=collective_timeout()) \
+        if backend != "gloo" else None  # gloo: the default group carries CPU tensors itself
     return backend
 
 
 def shutdown() -> None:
+    _groups.clear()
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
@@ -83,13 +118,85 @@ def barrier() -> None:
         dist.barrier()
 
 
-def broadcast(value):
+def broadcast(value, group=None):
     """Rank 0's ``value`` (any picklable object) on every rank."""
     if not is_distributed():
         return value
     box = [value]
-    dist.broadcast_object_list(box, src=0)
+    dist.broadcast_object_list(box, src=0, group=group)
     return box[0]
+
+
+def max_over_ranks(value: int) -> int:
+    """The largest of every rank's ``value`` (every rank must call it at the same point): e.g.
+    the signal that asked one rank only to stop, so that every rank stops at the same iteration.
+    A CPU all-reduce (gloo): on NCCL runs too it makes the host wait for no GPU work."""
+    if not is_distributed():
+        return value
+    total = torch.tensor([int(value)])
+    dist.all_reduce(total, op=dist.ReduceOp.MAX, group=_groups.get("control"))
+    return int(total.item())
+
+
+class RankLost(RuntimeError):
+    """A collective failed because another rank stalled (past the collective timeout) or died:
+    no model's failure, so nothing is recorded; the run stops with :data:`RANK_LOST_EXIT` and a
+    relaunch resumes from the last checkpoint."""
+
+    exit_code = RANK_LOST_EXIT
+
+
+# How gloo (and NCCL, through DistBackendError) report a peer that stalled or went away.
+_LOST_PEER = ("timed out", "connection closed by peer", "connection reset by peer",
+              "broken pipe", "pair closure", "connection refused")
+
+
+def is_rank_lost(error: BaseException) -> bool:
+    """Whether ``error`` is a collective that failed for want of another rank (only under a
+    process group: one process has no peers to lose)."""
+    if not is_distributed() or isinstance(error, RankLost):
+        return False
+    message = str(error).lower()
+    return isinstance(error, dist.DistBackendError) or (
+        isinstance(error, RuntimeError) and any(cue in message for cue in _LOST_PEER))
+
+
+def rank_lost(error: BaseException, where: str, checkpoint: os.PathLike | None) -> RankLost:
+    """The one-line :class:`RankLost` for ``error``, a collective that failed ``where``: the
+    timeout, the rank(s) that never answered (:func:`unanswered_ranks`), and what a relaunch
+    resumes from (``checkpoint``; None: the cell starts again)."""
+    timeout = collective_timeout().total_seconds()
+    missing = unanswered_ranks(min(timeout, 30.0))
+    who = ("another rank" if missing is None else "no rank (they all answered afterwards)"
+           if not missing else f"rank{'s' if len(missing) > 1 else ''} "
+           f"{', '.join(map(str, missing))}")
+    cause = (str(error).strip() or type(error).__name__).splitlines()[0]
+    cause = cause.split("] ", 1)[-1] if cause.startswith("[") else cause  # gloo's source path
+    resume = f"resume from {checkpoint}" if checkpoint else "train the cell again"
+    return RankLost(f"rank {rank()}: a collective {where} got no answer from {who} within the "
+                    f"{timeout:g} s collective timeout ({TIMEOUT_ENV}) or lost its connection "
+                    f"({cause[:160]}); stopping every rank, nothing was recorded for the cell. "
+                    f"Relaunch the same command to {resume}")
+
+
+def unanswered_ranks(grace_s: float) -> list[int] | None:
+    """The ranks that stalled or died, once a collective failed: every rank that saw it fail
+    checks in at torchrun's key-value store (``MASTER_ADDR:MASTER_PORT``), and those that did
+    not within ``grace_s`` are named; None when the store cannot be reached."""
+    try:
+        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
+                              is_master=False, timeout=datetime.timedelta(seconds=grace_s))
+        prefix = (f"stbench/rank-lost/{os.environ.get('TORCHELASTIC_RUN_ID', '')}/"
+                  f"{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}")
+        store.set(f"{prefix}/{rank()}", "here")
+        deadline = time.monotonic() + grace_s
+        while True:
+            missing = [r for r in range(world_size()) if not store.check([f"{prefix}/{r}"])]
+            if not missing or time.monotonic() >= deadline:
+                return missing
+            time.sleep(0.1)
+    except (KeyError, ValueError, RuntimeError, OSError):
+        return None
 
 
 class RemoteError(RuntimeError):
@@ -106,7 +213,8 @@ def _on_main(work: Callable[[], object], share: bool):
         except Exception as error:
             failure = error
     shared, kind, message = broadcast((outcome if share else None, None, None)
-                                      if failure is None else (None, type(failure), str(failure)))
+                                      if failure is None else (None, type(failure), str(failure)),
+                                      group=_groups.get("solo"))
     if failure is not None:
         raise failure
     return outcome if is_main() else shared, kind, message

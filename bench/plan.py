@@ -13,7 +13,7 @@ resume. A plan says, iteration by iteration:
   rule of ``checkpoint_every_steps`` / ``checkpoint_every_seconds`` says so);
 - ``label()``, ``position()``: the progress bar's name, and where training is (the lines
   printed without a bar);
-- ``stopped()``: where Ctrl-C stopped it; ``state()``: what last.pt keeps to resume the plan;
+- ``stopped()``: where Ctrl-C or SIGTERM stopped it; ``state()``: what last.pt keeps to resume the plan;
   ``summary()``: what the result records (``TrainResult.budget``).
 
 ``done`` counts iterations from the start of training, resumed parts included.
@@ -74,12 +74,14 @@ class EpochPlan:
                 or self.finished
         return timed
 
-    def stopped(self) -> str:
+    def stopped(self, by: str = "") -> str:
+        """Where training stopped (``by``: the signal, if named): e.g. ``stopped by SIGTERM at
+        epoch 2, iteration 5 of 150``."""
         epoch, batch = divmod(self.done, self.cfg.steps_per_epoch)
+        stopped = f"stopped by {by}" if by else "stopped"
         if batch:
-            return (f"stopped at epoch {epoch + 1}, iteration {batch} of "
-                    f"{self.cfg.steps_per_epoch}; checkpoint saved")
-        return f"stopped after epoch {epoch}; checkpoint saved"
+            return f"{stopped} at epoch {epoch + 1}, iteration {batch} of {self.cfg.steps_per_epoch}"
+        return f"{stopped} after epoch {epoch}"
 
     def state(self) -> None:
         return None
@@ -154,9 +156,9 @@ class BudgetRun:
     def checkpoint_due(self, validated: bool, timed: bool) -> bool:
         return validated or timed
 
-    def stopped(self) -> str:
-        return (f"stopped at iteration {self.done} of budget {self.plan.kind}="
-                f"{self.plan.amount:g}; checkpoint saved")
+    def stopped(self, by: str = "") -> str:
+        return (f"stopped{f' by {by}' if by else ''} at iteration {self.done} of budget "
+                f"{self.plan.kind}={self.plan.amount:g}")
 
     def state(self) -> dict:
         return {"iterations": self.done, "train_s": self.train_s, "finished": self.finished}

@@ -5,6 +5,7 @@ import dataclasses
 import inspect
 import itertools
 import json
+import signal
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from .profile import profile_model
 from .provenance import now, run_fields
 from .reliability import free_memory, is_out_of_memory, safe_component, shard_cells
 from .store import ResultsStore, cell_key
-from .train import DamagedCheckpoint, Interrupted, Trainer, check_finite_metrics, is_trainable
+from .train import DamagedCheckpoint, Interrupted, Trainer, check_finite_metrics, is_trainable, stopped_by
 
 EXAMPLE_CLIPS = 2
 CLAIM_POLL_S = 1.0  # how often a run waiting for another's cell looks again
@@ -95,7 +96,12 @@ def out_folder(out_root: Path, data, preset: Preset) -> Path:
 
 
 class GridInterrupted(KeyboardInterrupt):
-    """Ctrl-C during the grid: the message says where it stopped and how to resume."""
+    """Ctrl-C or SIGTERM during the grid: the message says where it stopped and how to resume;
+    ``signum``: which signal (the exit status is 128 + it, bench.train.exit_code)."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = signum
 
 
 def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict]]:
@@ -220,9 +226,10 @@ class _Grid:
             record.update(_run_cell(record, request, data, self.folder, self.costs, log,
                                     self.lpips))
         except KeyboardInterrupt as stop:
-            where = str(stop) if isinstance(stop, Interrupted) else f"{name} seed {seed} stopped"
+            where = str(stop) if isinstance(stop, Interrupted) else \
+                f"{name} seed {seed} stopped{stopped_by(stop)}"
             raise GridInterrupted(f"interrupted: {where}; nothing was recorded for it. Run the same "
-                                  "command to resume") from None
+                                  "command to resume", getattr(stop, "signum", signal.SIGINT)) from None
         record["finished_at"] = now()
         if distributed.is_main():
             self.store.append(record)
@@ -462,6 +469,8 @@ def _run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict
         free_memory(request.device)
         raise
     except Exception as error:  # one model's failure is recorded; the grid goes on
+        if distributed.is_rank_lost(error):  # another rank's stall or death: no model's failure
+            raise _rank_lost(error, record, folder) from error
         kind = "out of memory: " if is_out_of_memory(error) else ""
         cell.update(status="failed", error=f"{kind}{type(error).__name__}: {error}",
                     failed_step=getattr(error, "failed_step", None),
@@ -495,6 +504,15 @@ def _train_anew_if_damaged(record: dict, request: RunRequest, data, folder: Path
                 raise
             log(f"   {name} seed {seed}: training again from scratch")
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _rank_lost(error: Exception, record: dict, folder: Path) -> distributed.RankLost:
+    """The run-stopping error for a cell whose collective lost a rank: where, and what resumes."""
+    name, seed, step = record["model"], record["seed"], getattr(error, "failed_step", None)
+    where = f"of {name} seed {seed} " + (f"in training iteration {step + 1}" if step is not None
+                                         else "outside the training iterations")
+    last = checkpoint_dir(folder, name, seed, record["config_hash"]) / "last.pt"
+    return distributed.rank_lost(error, where, last if last.exists() else None)
 
 
 def checkpoint_dir(folder: Path, name: str, seed: int, tag: str) -> Path:

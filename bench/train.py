@@ -1,6 +1,7 @@
 """The shared training loop: one loop for every model; models own the math, the loop the schedule."""
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import signal
@@ -71,7 +72,30 @@ def _load_failure(error: Exception) -> str:
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C stopped training at an iteration boundary, after a checkpoint was written."""
+    """Ctrl-C (SIGINT) or SIGTERM stopped training at an iteration boundary, after a checkpoint
+    was written; ``signum``: which (for the exit status, :func:`exit_code`)."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = signum
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside the training loop: raised where Ctrl-C raises KeyboardInterrupt."""
+
+    signum = signal.SIGTERM
+
+
+def stopped_by(stop: KeyboardInterrupt) -> str:
+    """`` by SIGTERM`` for a stop SIGTERM caused, nothing for Ctrl-C: for the one-line message."""
+    signum = getattr(stop, "signum", signal.SIGINT)
+    return "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+
+
+def exit_code(stop: KeyboardInterrupt) -> int:
+    """128 + the stopping signal's number (130 Ctrl-C, 143 SIGTERM): what shells, torchrun and
+    SLURM report for a process that a signal ended, so a launcher sees why it stopped."""
+    return 128 + getattr(stop, "signum", signal.SIGINT)
 
 
 @dataclass
@@ -188,7 +212,7 @@ class Trainer:
         """Trains from the last checkpoint (if any); an error carries ``failed_step``."""
         self.step = None  # the iteration being run, for error reports
         try:
-            with _StopOnCtrlC() as self._stop:
+            with _StopOnSignal() as self._stop:
                 return self._fit(progress)
         except Exception as error:
             error.failed_step = self.step
@@ -231,7 +255,7 @@ class Trainer:
                     window = []
                 lines.update(plan, result.history[-1]["train_loss"] if validated else
                              (sum(window) / len(window) if window else None), validated)
-                stop = self._stop.requested  # once: a checkpoint always precedes Interrupted
+                stop = self._stop_requested()  # once: a checkpoint always precedes Interrupted
                 saved = plan.checkpoint_due(validated, self._checkpoint_due(plan.done)) or stop
                 if saved:
                     self._sync(pending, window, bar, chunks)
@@ -243,7 +267,9 @@ class Trainer:
                 if plan.finished:
                     break
                 if stop:
-                    raise Interrupted(f"{self.name} seed {self.seed} {plan.stopped()}")
+                    raise Interrupted(f"{self.name} seed {self.seed} {plan.stopped(self._stop.by)}"
+                                      f"; checkpoint saved: {self.checkpoint_dir / 'last.pt'}",
+                                      self._stop.signum)
             epoch, first = epoch + 1, 0
         bar.close()
         self.step = None
@@ -392,6 +418,14 @@ class Trainer:
         aside = move_aside(path, "damaged")
         self.log(f"   warning: {error}; moved aside to {aside}")
 
+    def _stop_requested(self) -> bool:
+        """Whether a signal asked to stop, on this rank or (under DDP) any: every rank then
+        stops at the same iteration, and rank 0 checkpoints it even if another rank alone got
+        the signal (torchrun and SLURM may signal one process or all of them)."""
+        if self.parallel:
+            self._stop.signum = distributed.max_over_ranks(self._stop.signum)
+        return bool(self._stop.signum)
+
     def _mean_over_ranks(self, value: float) -> float:
         return distributed.all_mean(value) if self.parallel else value
 
@@ -493,24 +527,64 @@ def _set_rng_states(states: dict) -> None:
     random.setstate((version, tuple(internal), gauss_next))
 
 
-class _StopOnCtrlC:
-    """While training: the first Ctrl-C asks the loop to stop at the end of the iteration (it
-    checkpoints, then raises :class:`Interrupted`); a second one interrupts at once."""
+class _StopOnSignal:
+    """While training: the first Ctrl-C (SIGINT) or SIGTERM asks the loop to stop at the end of
+    the iteration (it checkpoints, then raises :class:`Interrupted`); a second one of the same
+    kind acts at once (the handler before this one: KeyboardInterrupt, or :class:`Terminated`).
+
+    SIGTERM is what torchrun sends every worker when one fails or the launcher is stopped, and
+    what SLURM sends on preemption or at the time limit; both follow with SIGKILL after a grace
+    period (torchrun 30 s, SLURM's KillWait, 30 s by default), which one iteration and one
+    checkpoint must fit in.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
-        self.requested = False
+        self.signum = 0  # the signal that asked to stop; 0: none
+        self._previous = {}
+
+    @property
+    def by(self) -> str:
+        """How the stop message names the signal: nothing for Ctrl-C, ``SIGTERM`` for it."""
+        return "" if self.signum in (0, signal.SIGINT) else signal.Signals(self.signum).name
 
     def __enter__(self):
-        self._previous = None
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._request)
+            self._previous = {s: signal.signal(s, self._request) for s in self.SIGNALS}
         return self
 
     def _request(self, signum, frame):
-        self.requested = True
-        signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+        self.signum = max(self.signum, signum)
+        _restore(signum, self._previous[signum])
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            _restore(signum, previous)
         return False
+
+
+def _restore(signum: int, previous) -> None:
+    """Puts back the handler ``signal.signal`` returned (None: one not set from Python)."""
+    if previous is None:
+        previous = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+    signal.signal(signum, previous)
+
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c():
+    """While a run lasts (in the main thread): SIGTERM raises :class:`Terminated` wherever
+    Ctrl-C would raise KeyboardInterrupt, so that outside the training loop too it ends the run
+    with one line and exit status 143 instead of killing the process silently."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        _restore(signal.SIGTERM, previous)

@@ -2,7 +2,9 @@
 
 The resume tests run this as a subprocess (also under torchrun) and kill it; everything else is
 the real CLI. ``BENCH_TEST_CRASH_AFTER=K`` makes rank 0 die (``os._exit``, no clean-up) right
-after its K-th mid-epoch checkpoint, as a crash or a kill would; ``BENCH_TEST_NO_REPORT=1``
+after its K-th mid-epoch checkpoint, as a crash or a kill would; ``BENCH_TEST_SIGNAL_AFTER=K:R:SIG``
+makes rank R send itself signal SIG (SIGTERM, SIGSTOP...) right after its K-th mid-epoch
+checkpoint (the other ranks count the same checkpoints, rank 0 alone writes them); ``BENCH_TEST_NO_REPORT=1``
 skips the tables and plots (seconds of matplotlib), writing an empty summary.md;
 ``BENCH_TEST_GRAD_NORMS=FILE`` has rank 0 write the gradient norm after every iteration to FILE
 (JSON), to compare the gradients of N ranks with one process's (Adam hides their scale);
@@ -10,6 +12,7 @@ skips the tables and plots (seconds of matplotlib), writing an empty summary.md;
 """
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -30,7 +33,8 @@ def _stub_cost(model, *args, **kwargs):
 bench.runner.profile_model = _stub_cost
 
 CRASH_AFTER = int(os.environ.get("BENCH_TEST_CRASH_AFTER", "0"))
-if CRASH_AFTER:
+SIGNAL_AFTER, SIGNAL_RANK, SIGNAL_NAME = (os.environ.get("BENCH_TEST_SIGNAL_AFTER") or "0:0:-").split(":")
+if CRASH_AFTER or int(SIGNAL_AFTER):
     save, saved = bench.train.Trainer._save, []
 
     def save_then_crash(self, name, epoch, result, batch=0, **kwargs):
@@ -38,6 +42,8 @@ if CRASH_AFTER:
         saved.extend([batch] if batch else [])
         if len(saved) == CRASH_AFTER and distributed.is_main():
             os._exit(17)
+        if batch and len(saved) == int(SIGNAL_AFTER) and distributed.rank() == int(SIGNAL_RANK):
+            os.kill(os.getpid(), getattr(signal, SIGNAL_NAME))
 
     bench.train.Trainer._save = save_then_crash
 

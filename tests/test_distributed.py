@@ -2,9 +2,11 @@
 process, rank 0 alone writes, and a crashed run resumes."""
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -28,14 +30,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(out: Path, cache: Path, *extra, crash_after: int = 0,
-             **env_vars: str) -> subprocess.CompletedProcess:
+def torchrun_command(out: Path, cache: Path, *extra, crash_after: int = 0,
+                     **env_vars: str) -> tuple[list[str], dict]:
+    """The command line and environment of a 2-rank torchrun of FAST on ARGS (and ``extra``)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "BENCH_TEST_CRASH_AFTER": str(crash_after),
            "BENCH_TEST_NO_REPORT": "1", "BENCH_TEST_GRAD_NORMS": str(out / "grad_norms.json"),
            **env_vars}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                f"--master_port={_free_port()}", str(FAST), *ARGS, *extra,
                "--out", str(out), "--cache-dir", str(cache)]
+    return command, env
+
+
+def torchrun(out: Path, cache: Path, *extra, crash_after: int = 0,
+             **env_vars: str) -> subprocess.CompletedProcess:
+    command, env = torchrun_command(out, cache, *extra, crash_after=crash_after, **env_vars)
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -121,6 +130,98 @@ def test_a_crashed_run_relaunched_resumes_like_an_uninterrupted_one(one_process,
     # (the resumed epoch's train_loss mixes in rank 0's own losses from before the crash: a
     # checkpoint holds no collective, so it carries rank 0's, not the mean over ranks)
     assert two[0]["train_loss"] == pytest.approx(one[0]["train_loss"], rel=1e-5)
+
+
+def one_process_run(out: Path, cache: Path, *extra, **env_vars: str) -> subprocess.CompletedProcess:
+    """FAST on ARGS (and ``extra``) in one process, as :func:`torchrun` runs it in two."""
+    command, env = torchrun_command(out, cache, *extra, **env_vars)
+    command = [sys.executable, *command[command.index(str(FAST)):]]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_sigterm_stops_every_rank_at_one_iteration_with_a_checkpoint_and_the_rerun_resumes(
+        one_process, tmp_path, ranks):
+    """SIGTERM (torchrun's and SLURM's stop) is handled like Ctrl-C: the loop ends the iteration,
+    checkpoints, says so in one line and exits 143. torchrun and SLURM may signal one worker or
+    all: here the last rank alone gets it (after its 3rd checkpoint, epoch 2 iteration 1), yet
+    every rank stops at that iteration's end and rank 0 checkpoints it. The same command then
+    resumes and ends with one uninterrupted process's weights."""
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    launch = torchrun if ranks == 2 else one_process_run
+    stopped = launch(out, cache, "--models", "convlstm",
+                     BENCH_TEST_SIGNAL_AFTER=f"3:{ranks - 1}:SIGTERM")
+    assert records(out) == []
+    line = "interrupted: convlstm seed 0 stopped by SIGTERM at epoch 2, iteration 2 of 3; checkpoint"
+    if ranks == 1:
+        assert stopped.returncode == 143, stopped.stderr[-3000:]  # 128 + SIGTERM
+        [message] = [text for text in stopped.stderr.splitlines() if text.strip()]
+        assert message.startswith(line) and message.endswith("Run the same command to resume")
+    else:
+        assert stopped.stderr.count(line) == 2, stopped.stderr[-3000:]  # rank 0's and rank 1's
+        assert stopped.returncode != 0 and "exitcode  : 143" in stopped.stderr
+    resumed = launch(out, cache, "--models", "convlstm")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (record,) = records(out)
+    assert record["train"]["resumed_from_step"] == 5 and record["train"]["parts"] == 2
+    assert_same_weights(final_weights(one_process), final_weights(out))
+
+
+def _stopped_child(parent: int) -> int | None:
+    """The pid of a child of ``parent`` in the stopped state (SIGSTOP), if any."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return next((int(pid) for pid in children
+                 if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"), None)
+
+
+def test_a_stalled_rank_stops_the_run_within_the_timeout_naming_it(tmp_path):
+    """Rank 1 stops itself (SIGSTOP) after its 2nd checkpoint: within the 5 s collective
+    timeout (+ a 5 s grace for the ranks to check in) rank 0 says which rank stalled, records
+    nothing, keeps its last checkpoint (whose time excludes the stall) and exits 75."""
+    out = tmp_path / "run"
+    command, env = torchrun_command(out, tmp_path / "cache", "--models", "convlstm",
+                                    "--epochs", "1", "--steps", "40", PYTHONUNBUFFERED="1",
+                                    BENCH_TEST_SIGNAL_AFTER="2:1:SIGSTOP",
+                                    STBENCH_COLLECTIVE_TIMEOUT="5")
+    err_path = tmp_path / "stderr.txt"
+    launched = time.monotonic()
+    with err_path.open("w") as err:
+        run = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        while (stalled := _stopped_child(run.pid)) is None:
+            assert run.poll() is None and time.monotonic() < launched + 90, err_path.read_text()
+            time.sleep(0.05)
+        stalled_at = time.monotonic()
+        while "error: rank 0:" not in err_path.read_text():
+            assert time.monotonic() < stalled_at + 30, err_path.read_text()[-3000:]
+            time.sleep(0.1)
+        took = time.monotonic() - stalled_at
+    finally:
+        os.kill(stalled, signal.SIGCONT) if stalled else None  # torchrun then ends it at once
+        run.wait(timeout=60)
+    text = err_path.read_text()
+    [message] = [line for line in text.splitlines() if line.startswith("error: rank 0:")]
+    assert message.startswith("error: rank 0: a collective of convlstm seed 0 in training "
+                              "iteration 3 got no answer from rank 1 within the 5 s collective "
+                              "timeout (STBENCH_COLLECTIVE_TIMEOUT)"), message
+    assert message.endswith("last.pt"), message
+    assert 5 <= took < 20 and run.returncode != 0 and "exitcode  : 75" in text
+    assert records(out) == []  # a stalled rank is no model's failure
+    (last,) = (out / SMOKE / "checkpoints").glob("convlstm__*/last.pt")
+    state = torch.load(last, weights_only=True)
+    assert state["batch"] == 2 and state["elapsed_s"] < stalled_at - launched
+
+
+def test_a_bad_collective_timeout_is_refused_naming_it(monkeypatch):
+    for bad in ("soon", "0", "-1", "inf", "nan"):
+        monkeypatch.setenv(distributed.TIMEOUT_ENV, bad)
+        with pytest.raises(ValueError, match=f"STBENCH_COLLECTIVE_TIMEOUT='{bad}' is not a "
+                           "timeout; accepted: a number of seconds above 0"):
+            distributed.collective_timeout()
+    monkeypatch.setenv(distributed.TIMEOUT_ENV, "2.5")
+    assert distributed.collective_timeout().total_seconds() == 2.5
+    monkeypatch.delenv(distributed.TIMEOUT_ENV)
+    assert distributed.collective_timeout().total_seconds() == 600
 
 
 def test_a_flop_budget_under_torchrun_spends_what_one_process_does(tmp_path):

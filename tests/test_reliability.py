@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_validation import MINIMAL_RECORD
 
 import bench.runner
 from bench.cli import main
 from bench.reliability import parse_shard, safe_component, shard_cells
 from bench.store import ResultsStore
-from test_validation import MINIMAL_RECORD
 from models import Prediction
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,15 +4,13 @@ failure after a success, non-finite metrics, and a report written completely or 
 import json
 import re
 
-import numpy as np
-import pandas as pd
 import pytest
+from test_report import record
 
 from bench.report import plots, write_report
 from bench.report.aggregate import accuracy_frame, configurations, cost_frame
 from bench.store import ResultsStore
 from bench.train import _Chunks
-from test_report import record
 
 
 def configured(model, seed, mse, config_hash="epochs", budget=None, match=None,
@@ -138,7 +136,7 @@ def test_a_nan_metric_is_shown_as_nan_and_the_report_completes(tmp_path):
     (tmp_path / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     write_report(tmp_path)
     summary = (tmp_path / "summary.md").read_text()
-    line = next(l for l in summary.splitlines() if l.startswith("| convlstm"))
+    line = next(text for text in summary.splitlines() if text.startswith("| convlstm"))
     assert re.search(r"\|\s+nan\s+\|", line.lower()) and "failed" not in line  # tabulate: nan
     assert "not a finite number" in summary
     for plot in ("per_frame", "pareto", "accuracy_vs_compute"):
@@ -187,12 +185,13 @@ def test_training_throughput_is_the_training_runs_own_and_a_disagreement_is_flag
     assert "WARNING: convlstm: the profile measured 5 seq/s, its training run 20 seq/s" in summary
     assert "WARNING: modernn" not in summary  # 5 against 2 / 0.4 = 5: they agree
     assert "For predrnn no training iteration was timed" in summary
-    line = next(l for l in summary.splitlines() if l.startswith("| convlstm") and "**20**" in l)
+    line = next(text for text in summary.splitlines() if text.startswith("| convlstm") and "**20**" in text)
     assert line
 
 
 def test_a_profile_only_table_labels_its_training_throughput():
     from test_report import profile_record
+
     from bench.report import _profiled
     from bench.report.tables import cost_table
     table = _profiled(cost_table(cost_frame([profile_record("modernn"),

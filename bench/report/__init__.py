@@ -13,8 +13,17 @@ import numpy as np
 from ..store import RECORDS_FILE, ResultsStore
 from . import plots, statistics
 from .aggregate import COST as _COST
-from .aggregate import (DISAGREEMENT, accuracy_frame, busy_rows, configuration_note,
-                        configurations, cost_frame, history_frame, per_frame_frame, unit_of)
+from .aggregate import (
+    DISAGREEMENT,
+    accuracy_frame,
+    busy_rows,
+    configuration_note,
+    configurations,
+    cost_frame,
+    history_frame,
+    per_frame_frame,
+    unit_of,
+)
 from .compute import compute_sections
 from .cross_eval import NOTE as CROSS_EVAL_NOTE
 from .cross_eval import TITLE as CROSS_EVAL

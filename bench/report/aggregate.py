@@ -156,8 +156,9 @@ def configuration_note(rows: list[Configuration]) -> str:
     if len(rows) == len(models) and count == 1:
         return ""
     return (f"This folder holds {len(rows)} configurations of {len(models)} models, under "
-            f"{count} protocol{'s' if count > 1 else ''} ({'; '.join(protocols)}): each configuration is its own row, its seeds are never "
-            "mixed with another's, and rows are compared only within a protocol.")
+            f"{count} protocol{'s' if count > 1 else ''} ({'; '.join(protocols)}): each "
+            "configuration is its own row, its seeds are never mixed with another's, and rows "
+            "are compared only within a protocol.")
 
 
 def accuracy_frame(records: list[dict], reference: str | None = None) -> pd.DataFrame:
