@@ -4,6 +4,7 @@ import contextlib
 import errno
 
 import pytest
+from test_validation import MINIMAL_RECORD
 
 from bench import atomic
 from bench.atomic import DiskFullError, atomic_open
@@ -49,7 +50,7 @@ def test_torch_wrapped_write_errors_count_as_a_full_disk():
 
 def test_a_failed_append_truncates_the_store_back(tmp_path, monkeypatch):
     store = ResultsStore(tmp_path)
-    store.append({"status": "ok", "n": 1})
+    store.append({**MINIMAL_RECORD, "n": 1})
     before = store.path.read_bytes()
     real_write = atomic.os.write
 
@@ -59,9 +60,9 @@ def test_a_failed_append_truncates_the_store_back(tmp_path, monkeypatch):
 
     monkeypatch.setattr("bench.store.os.write", half_then_full)
     with pytest.raises(DiskFullError, match=r"cannot write .*records\.jsonl: the disk is full"):
-        store.append({"status": "ok", "n": 2, "padding": "x" * 1000})
+        store.append({**MINIMAL_RECORD, "n": 2, "padding": "x" * 1000})
     assert store.path.read_bytes() == before
-    assert store.records() == [{"status": "ok", "n": 1}]
+    assert store.records() == [{**MINIMAL_RECORD, "n": 1}]
 
 
 def test_a_full_disk_stops_the_run_with_one_line_and_records_nothing(tmp_path, monkeypatch,

@@ -222,10 +222,13 @@ def test_lpips_through_the_cli_into_the_record_and_the_report(weights, tmp_path,
     header = next(line for line in summary.splitlines() if line.startswith("| model"))
     assert "LPIPS" in header and "LPIPS (lpips v0.1, AlexNet)" in summary
     assert "LPIPS: LPIPS (lpips v0.1, AlexNet)" in capsys.readouterr().out
-    # without --lpips: another cell (its own hash), and no LPIPS anywhere
+    # without --lpips: another cell (its own hash) without LPIPS, its own row beside the first
     code, records, summary = run_cli(tmp_path)
     assert records[-1]["config_hash"] != records[0]["config_hash"]
-    assert "lpips" not in records[-1]["metrics"]["headline"] and "LPIPS" not in summary
+    assert "lpips" not in records[-1]["metrics"]["headline"]
+    accuracy = summary.split("# Cost")[0]
+    rows = [line for line in accuracy.splitlines() if line.startswith("| persistence")]
+    assert len(rows) == 2 and "(lpips=True)" in rows[0] and rows[1].split("|")[-3].strip() == "n/a"
     assert not {"lpips_info", "lpips_unavailable"} & set(records[-1]["metrics"])
 
 

@@ -155,7 +155,8 @@ def configuration_note(rows: list[Configuration]) -> str:
     count, models = len({r.protocol for r in rows}), {r.model for r in rows}
     if len(rows) == len(models) and count == 1:
         return ""
-    return (f"This folder holds {len(rows)} configurations of {len(models)} models, under "
+    return (f"This folder holds {len(rows)} configurations of {len(models)} "
+            f"model{'s' if len(models) > 1 else ''}, under "
             f"{count} protocol{'s' if count > 1 else ''} ({'; '.join(protocols)}): each "
             "configuration is its own row, its seeds are never mixed with another's, and rows "
             "are compared only within a protocol.")
