@@ -46,6 +46,7 @@ def compute_axis(frame: pd.DataFrame) -> tuple[str, str]:
     return "train_s", "training seconds on this device"
 
 
+@plots.theme()
 def accuracy_vs_compute(frame: pd.DataFrame, path: Path, title: str = "",
                         palette: dict | None = None) -> list[Path]:
     """Validation (line, band: one standard deviation over seeds) and test MSE (marker with
@@ -58,7 +59,6 @@ def accuracy_vs_compute(frame: pd.DataFrame, path: Path, title: str = "",
     import seaborn as sns
 
     x, label = compute_axis(frame)
-    sns.set_theme(style="whitegrid")
     figure, axis = plt.subplots(figsize=(8.5, 4.6))
     palette = palette or plots.model_palette(frame["model"])
     val = frame[frame["split"] == "validation"].copy()
