@@ -26,3 +26,24 @@ def temporary_model():
     yield add
     for name in added:
         registry._REGISTRY.pop(name, None)
+
+
+@pytest.fixture
+def no_profile(monkeypatch):
+    """Cost profiling stubbed out (parameters only): a CLI run in seconds."""
+    import bench.runner
+
+    monkeypatch.setattr(bench.runner, "profile_model", lambda model, *a, **k: {
+        "params": sum(p.numel() for p in model.parameters())})
+
+
+@pytest.fixture
+def run(tmp_path, no_profile):
+    """``run(*args) -> exit code``: the CLI at the smoke preset in this process, profiling
+    stubbed, writing under ``tmp_path`` (a test module may define its own ``run``)."""
+    from bench.cli import main
+
+    def run_cli(*args):
+        return main(["--preset", "smoke", "--out", str(tmp_path / "results"),
+                     "--cache-dir", str(tmp_path / "cache"), "--no-progress", *args])
+    return run_cli

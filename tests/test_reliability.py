@@ -14,7 +14,6 @@ import pytest
 import torch
 from test_validation import MINIMAL_RECORD
 
-import bench.runner
 from bench.cli import main
 from bench.reliability import parse_shard, safe_component, shard_cells
 from bench.store import ResultsStore
@@ -23,20 +22,6 @@ from models import Prediction
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ROOT / "tests" / "_fast_run_bench.py"
 SMOKE = "mmnist-embedded-32px/smoke"
-
-
-@pytest.fixture
-def no_profile(monkeypatch):
-    monkeypatch.setattr(bench.runner, "profile_model", lambda model, *a, **k: {
-        "params": sum(p.numel() for p in model.parameters())})
-
-
-@pytest.fixture
-def run(tmp_path, no_profile):
-    def run_cli(*args):
-        return main(["--preset", "smoke", "--out", str(tmp_path / "results"),
-                     "--cache-dir", str(tmp_path / "cache"), "--no-progress", *args])
-    return run_cli
 
 
 # ------------------------------------------------------------------------- resume after kill -9

@@ -15,20 +15,6 @@ MINIMAL_RECORD = {"mode": "train", "model": "persistence", "dataset": "toy", "pr
                   "seed": 0, "config_hash": "abc", "status": "ok", "device_name": "test CPU"}
 
 
-@pytest.fixture
-def no_profile(monkeypatch):
-    monkeypatch.setattr(bench.runner, "profile_model", lambda model, *a, **k: {
-        "params": sum(p.numel() for p in model.parameters())})
-
-
-@pytest.fixture
-def run(tmp_path, no_profile):
-    def run_cli(*args):
-        return main(["--preset", "smoke", "--out", str(tmp_path / "results"),
-                     "--cache-dir", str(tmp_path / "cache"), "--no-progress", *args])
-    return run_cli
-
-
 # ------------------------------------------------------------------ records of the wrong shape
 WRONG_SHAPES = ['{"hello": 1}', "null", "42", "[1, 2, 3]", '"text"',
                 '{"mode": "train", "model": "convlstm"}',
