@@ -151,14 +151,24 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name}.{socket.gethostname()}-{os.getpid()}."
 
 
+def temporary_folder(path: str | os.PathLike) -> Path:
+    """A new folder beside ``path`` named by its writer, as a temporary file is
+    (``.NAME.HOST-PID.XXXX.tmp``), for a writer that builds several files before moving them
+    in (the report); the caller removes it, or :func:`remove_stale_temporaries` once its
+    writer is dead."""
+    path = Path(path)
+    return Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
+
+
 def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
-    """Removes the temporaries of ``path`` that killed writers left (see :func:`_is_stale`),
-    for a file several processes may write (a shared cache); returns them."""
+    """Removes the temporaries (files or folders) of ``path`` that killed writers left (see
+    :func:`_is_stale`), for a file several processes may write (a shared cache, a report);
+    returns them."""
     path, removed = Path(path), []
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         try:
             if _is_stale(tmp, path):
-                tmp.unlink()
+                shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
                 removed.append(tmp)
         except FileNotFoundError:  # its writer finished, or another process removed it
             pass

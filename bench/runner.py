@@ -241,8 +241,9 @@ class _Grid:
         log(f"   {name}: {status} ({took})")
         if not request.profile_only:
             _check_cost(record, self.folder, log, self.ratios)
-            line = remaining_line([cell for cell in self.pending[number:]
-                                   if cell not in self.new_records], self.ratios)
+            ran = {id(r) for r in self.new_records}
+            line = remaining_line([cell for cell in self.pending[number:] if id(cell) not in ran],
+                                  self.ratios)
             if line:
                 log(line)
         if record["status"] != "ok" and distributed.is_distributed():
@@ -465,7 +466,6 @@ def _run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict
         if not request.profile_only:
             cell.update(_train_anew_if_damaged(record, request, data, folder, log, cost, lpips))
     except DiskFullError:  # not the cell's failure: the whole run stops, nothing recorded
-        model = None  # noqa: F841
         free_memory(request.device)
         raise
     except Exception as error:  # one model's failure is recorded; the grid goes on
@@ -476,7 +476,6 @@ def _run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict
                     failed_step=getattr(error, "failed_step", None),
                     traceback=getattr(error, "traceback", None) or traceback.format_exc(limit=8))
     if cell["status"] != "ok":  # the error (and its frames' tensors) is released by now
-        model = None  # noqa: F841
         free_memory(request.device)
     # Wall time of every part of the cell: earlier parts of a resumed training included, and
     # for a profile-only cell its measurement (done before the grid's cells run).

@@ -86,10 +86,16 @@ class Terminated(KeyboardInterrupt):
     signum = signal.SIGTERM
 
 
+def signal_name(signum: int) -> str:
+    """How a stop message names the signal that caused it: nothing for Ctrl-C (or none),
+    ``SIGTERM`` for it."""
+    return "" if signum in (0, signal.SIGINT) else signal.Signals(signum).name
+
+
 def stopped_by(stop: KeyboardInterrupt) -> str:
     """`` by SIGTERM`` for a stop SIGTERM caused, nothing for Ctrl-C: for the one-line message."""
-    signum = getattr(stop, "signum", signal.SIGINT)
-    return "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+    name = signal_name(getattr(stop, "signum", signal.SIGINT))
+    return f" by {name}" if name else ""
 
 
 def exit_code(stop: KeyboardInterrupt) -> int:
@@ -253,8 +259,7 @@ class Trainer:
                     self._sync(pending, window, bar, chunks)
                     self._validate(result, window, epoch, plan)
                     window = []
-                lines.update(plan, result.history[-1]["train_loss"] if validated else
-                             (sum(window) / len(window) if window else None), validated)
+                lines.update(plan, validated, result.history, window)
                 stop = self._stop_requested()  # once: a checkpoint always precedes Interrupted
                 saved = plan.checkpoint_due(validated, self._checkpoint_due(plan.done)) or stop
                 if saved:
@@ -463,10 +468,14 @@ class _ProgressLines:
         self.every = max(1, round((plan.total or 0) * self.SHARE))
         self.next = plan.done + self.every
 
-    def update(self, plan, loss: float | None, validated: bool) -> None:
-        """After an iteration: a line when the run validated or passed its next tenth."""
+    def update(self, plan, validated: bool, history: list[dict], window: list[float]) -> None:
+        """After an iteration: a line when the run validated (its loss: the validation's entry
+        in ``history``) or passed its next tenth (the mean of the losses read since, ``window``;
+        summed only when a line is printed)."""
         if not self.enabled or not (validated or plan.done >= self.next):
             return
+        loss = history[-1]["train_loss"] if validated else \
+            (sum(window) / len(window) if window else None)
         self.next = plan.done + self.every
         seconds = time.perf_counter() - self.started
         rate = (plan.done - self.first) / seconds if seconds > 0 else 0.0
@@ -547,7 +556,7 @@ class _StopOnSignal:
     @property
     def by(self) -> str:
         """How the stop message names the signal: nothing for Ctrl-C, ``SIGTERM`` for it."""
-        return "" if self.signum in (0, signal.SIGINT) else signal.Signals(self.signum).name
+        return signal_name(self.signum)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():

@@ -160,7 +160,25 @@ def test_a_report_that_fails_half_way_leaves_the_previous_one(tmp_path, monkeypa
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     assert {k: v for k, v in after.items() if k != "records.jsonl"} == \
         {k: v for k, v in before.items() if k != "records.jsonl"}
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report-")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report.")]
+
+
+def test_a_report_removes_the_staging_folder_a_killed_report_left(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = tmp_path / f".report.{socket.gethostname()}-{dead.pid}.abc123.tmp"  # kill -9 mid-way
+    working = tmp_path / f".report.{socket.gethostname()}-{os.getpid()}.def456.tmp"  # at work
+    for staging in (left, working):
+        (staging / "examples").mkdir(parents=True)
+        (staging / "summary.md").write_text("half")
+    ResultsStore(tmp_path).append(configured("modernn", 0, 20.0))
+    write_report(tmp_path)
+    assert not left.exists() and working.exists()
 
 
 def test_training_throughput_is_the_training_runs_own_and_a_disagreement_is_flagged(tmp_path):
@@ -206,3 +224,22 @@ def test_iteration_quartiles_of_the_loop():
     assert chunks.quartiles() == [0.1, 0.1]
     chunks.times = [0.1, 0.2, 0.3, 0.4, 0.5]
     assert chunks.quartiles() == pytest.approx([0.2, 0.4])
+
+
+def test_per_frame_differences_are_drawn_within_the_reference_protocol():
+    import pandas as pd
+
+    acc = pd.DataFrame({"model": ["modernn", "convlstm", "modernn (budget steps=10)",
+                                  "convlstm (budget steps=10)", "predrnn (budget steps=10)"],
+                        "compared_with": ["", "modernn", "", "modernn (budget steps=10)",
+                                          "modernn (budget steps=10)"]})
+    label, compared = plots.compared_rows(acc, "modernn")
+    assert label == "modernn (budget steps=10)"  # the protocol most rows are compared in
+    assert compared == {"convlstm (budget steps=10)", "predrnn (budget steps=10)"}
+    per_frame = pd.DataFrame([{"model": m, "seed": 0, "frame": t, "mse": 10.0 * i + t}
+                              for i, m in enumerate(acc["model"]) for t in (1, 2)])
+    differences = plots.frame_differences(per_frame, label, "mse", set(), compared)
+    assert set(differences["model"]) == compared  # convlstm of the epoch protocol: not paired
+    assert list(differences.loc[differences["model"] == "predrnn (budget steps=10)", "delta"]) \
+        == [20.0, 20.0]
+    assert plots.compared_rows(acc.drop(columns="compared_with"), "modernn") == ("modernn", None)

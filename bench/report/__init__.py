@@ -4,12 +4,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from .. import atomic
 from ..store import RECORDS_FILE, ResultsStore
 from . import plots, statistics
 from .aggregate import COST as _COST
@@ -126,7 +126,8 @@ def write_report(folder: str | Path, reference: str | None = None) -> Path:
     if not (training or profiles or evaluations):
         raise ValueError(f"no training or profile records in {folder / RECORDS_FILE} (nor any of "
                          "run_bench.py evaluate); run the benchmark first")
-    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=folder))
+    atomic.remove_stale_temporaries(folder / "report")  # left by a report killed mid-way
+    staging = atomic.temporary_folder(folder / "report")
     try:
         if training:
             _write_training_report(folder, staging, training,
