@@ -2,7 +2,7 @@
 """Benchmark spatiotemporal predictors: ``python run_bench.py --models modernn convlstm ...``."""
 import sys
 
-from bench.cli import main
+from bench.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

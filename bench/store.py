@@ -7,7 +7,7 @@ import os
 import warnings
 from pathlib import Path
 
-from .atomic import disk_full, no_space
+from .runtime.files import disk_full, no_space
 
 RECORDS_FILE = "records.jsonl"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from bench.atomic import atomic_path
+from bench.runtime.files import atomic_path
 
 BLOBS_VERSION = 1
 BLOBS = {"n_sequences": 48, "n_frames": 100, "size": 32, "seed": 0}

@@ -3,9 +3,9 @@
 A cache file holds one dataset ``clips`` (uint8 ``[N, T, 1, H, W]``, one chunk per clip,
 LZF-compressed) and attributes recording how it was made. Its name carries the readable
 parameters and a digest of all of them, so different parameters never share a file. It is
-written to a temporary file in the same folder (``.NAME.HOST-PID.XXXX.tmp``, bench.atomic) and moved into
-place with ``os.replace``, so an interrupted write never leaves a partial file under the final
-name; the temporary file of a killed writer is removed when the cache is next asked for.
+written to a temporary file in the same folder (``.NAME.HOST-PID.XXXX.tmp``, bench.runtime.files)
+and moved into place with ``os.replace``, so an interrupted write never leaves a partial file under
+the final name; the temporary file of a killed writer is removed when the cache is next asked for.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from bench.atomic import atomic_path, remove_stale_temporaries
+from bench.runtime.files import atomic_path, remove_stale_temporaries
 
 CACHE_VERSION = 1  # bump when the generator or the file layout changes
 DATASET = "clips"

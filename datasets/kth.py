@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from bench.atomic import write_text
+from bench.runtime.files import write_text
 
 from .registry import register_dataset
 from .standard_common import (

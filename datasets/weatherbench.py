@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.atomic import write_text
+from bench.runtime.files import write_text
 
 from .registry import register_dataset
 from .standard_common import (

@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import bench.runner  # noqa: E402
-import bench.train  # noqa: E402
-from bench import distributed  # noqa: E402
+import bench.grid.runner  # noqa: E402
+import bench.train.loop  # noqa: E402
+from bench.runtime import distributed  # noqa: E402
 
 TRAIN_FLOPS = os.environ.get("BENCH_TEST_TRAIN_FLOPS") == "1"
 
@@ -30,12 +30,12 @@ def _stub_cost(model, *args, **kwargs):
     return {"params": params, **({"train_flops_per_seq": 2.0 * params} if TRAIN_FLOPS else {})}
 
 
-bench.runner.profile_model = _stub_cost
+bench.grid.runner.profile_model = _stub_cost
 
 CRASH_AFTER = int(os.environ.get("BENCH_TEST_CRASH_AFTER", "0"))
 SIGNAL_AFTER, SIGNAL_RANK, SIGNAL_NAME = (os.environ.get("BENCH_TEST_SIGNAL_AFTER") or "0:0:-").split(":")
 if CRASH_AFTER or int(SIGNAL_AFTER):
-    save, saved = bench.train.Trainer._save, []
+    save, saved = bench.train.loop.Trainer._save, []
 
     def save_then_crash(self, name, epoch, result, batch=0, **kwargs):
         save(self, name, epoch, result, batch=batch, **kwargs)
@@ -45,11 +45,11 @@ if CRASH_AFTER or int(SIGNAL_AFTER):
         if batch and len(saved) == int(SIGNAL_AFTER) and distributed.rank() == int(SIGNAL_RANK):
             os.kill(os.getpid(), getattr(signal, SIGNAL_NAME))
 
-    bench.train.Trainer._save = save_then_crash
+    bench.train.loop.Trainer._save = save_then_crash
 
 GRAD_NORMS = os.environ.get("BENCH_TEST_GRAD_NORMS")
 if GRAD_NORMS:
-    step, norms = bench.train.Trainer.training_step, []
+    step, norms = bench.train.loop.Trainer.training_step, []
 
     def step_and_record(self, *args, **kwargs):
         loss = step(self, *args, **kwargs)
@@ -59,10 +59,10 @@ if GRAD_NORMS:
             Path(GRAD_NORMS).write_text(json.dumps(norms))
         return loss
 
-    bench.train.Trainer.training_step = step_and_record
+    bench.train.loop.Trainer.training_step = step_and_record
 
 import bench.report  # noqa: E402
-from bench.cli import main  # noqa: E402
+from bench.cli.main import main  # noqa: E402
 
 if os.environ.get("BENCH_TEST_NO_REPORT") == "1":  # the CLI imports write_report when it reports
     bench.report.write_report = lambda folder, **options: (Path(folder) / "summary.md").write_text("")

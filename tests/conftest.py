@@ -31,9 +31,9 @@ def temporary_model():
 @pytest.fixture
 def no_profile(monkeypatch):
     """Cost profiling stubbed out (parameters only): a CLI run in seconds."""
-    import bench.runner
+    import bench.grid.runner
 
-    monkeypatch.setattr(bench.runner, "profile_model", lambda model, *a, **k: {
+    monkeypatch.setattr(bench.grid.runner, "profile_model", lambda model, *a, **k: {
         "params": sum(p.numel() for p in model.parameters())})
 
 
@@ -41,7 +41,7 @@ def no_profile(monkeypatch):
 def run(tmp_path, no_profile):
     """``run(*args) -> exit code``: the CLI at the smoke preset in this process, profiling
     stubbed, writing under ``tmp_path`` (a test module may define its own ``run``)."""
-    from bench.cli import main
+    from bench.cli.main import main
 
     def run_cli(*args):
         return main(["--preset", "smoke", "--out", str(tmp_path / "results"),

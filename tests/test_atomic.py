@@ -6,8 +6,8 @@ import errno
 import pytest
 from test_validation import MINIMAL_RECORD
 
-from bench import atomic
-from bench.atomic import DiskFullError, atomic_open
+from bench.runtime import files as atomic
+from bench.runtime.files import DiskFullError, atomic_open
 from bench.store import ResultsStore
 
 
@@ -67,18 +67,18 @@ def test_a_failed_append_truncates_the_store_back(tmp_path, monkeypatch):
 
 def test_a_full_disk_stops_the_run_with_one_line_and_records_nothing(tmp_path, monkeypatch,
                                                                      capsys):
-    import bench.runner
-    import bench.train
-    from bench.cli import main
+    import bench.grid.runner
+    import bench.train.loop
+    from bench.cli.main import main
 
-    monkeypatch.setattr(bench.runner, "profile_model", lambda model, *a, **k: {"params": 1})
+    monkeypatch.setattr(bench.grid.runner, "profile_model", lambda model, *a, **k: {"params": 1})
 
     @contextlib.contextmanager
     def full(path, mode="wb", **options):
         raise atomic.disk_full(path, OSError(errno.ENOSPC, "No space left on device"))
         yield  # pragma: no cover
 
-    monkeypatch.setattr(bench.train, "atomic_open", full)
+    monkeypatch.setattr(bench.train.loop, "atomic_open", full)
     code = main(["--preset", "smoke", "--models", "convlstm", "--epochs", "1", "--steps", "2",
                  "--set", "checkpoint_every_steps=1", "--out", str(tmp_path / "out"),
                  "--cache-dir", str(tmp_path / "cache"), "--no-progress"])

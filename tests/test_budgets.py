@@ -4,11 +4,11 @@ import statistics
 
 import pytest
 
-import bench.runner
-import bench.train
-from bench.budget import CHECKPOINT_FRACTIONS, Budget, parse_budget
-from bench.cli import main
+import bench.grid.runner
+import bench.train.loop
+from bench.cli.main import main
 from bench.store import ResultsStore
+from bench.train.budget import CHECKPOINT_FRACTIONS, Budget, parse_budget
 
 SMOKE = "mmnist-embedded-32px/smoke"
 MIN_LR = 1e-6
@@ -17,7 +17,7 @@ MIN_LR = 1e-6
 @pytest.fixture
 def no_profile(monkeypatch):
     """Cost profiling stubbed out; a fixed per-sequence FLOP count (2 per parameter)."""
-    monkeypatch.setattr(bench.runner, "profile_model", lambda model, *a, **k: {
+    monkeypatch.setattr(bench.grid.runner, "profile_model", lambda model, *a, **k: {
         "params": sum(p.numel() for p in model.parameters()),
         "train_flops_per_seq": 2.0 * sum(p.numel() for p in model.parameters())})
 
@@ -99,7 +99,7 @@ def test_a_budget_with_two_seeds_records_each_seed_under_the_budget(tmp_path, ca
 
 def test_budgeted_shards_each_finish_under_the_budget_and_merge_into_one_report(
         tmp_path, cache, no_profile):
-    from bench.reliability import shard_cells
+    from bench.grid.shards import shard_cells
     from bench.report.compute import equal_compute_table
 
     budget, names, out = 700_000, ["convlstm", "predrnn"], tmp_path / "r"
@@ -134,8 +134,8 @@ def test_budgeted_shards_each_finish_under_the_budget_and_merge_into_one_report(
 
 
 def test_the_budget_is_part_of_the_configuration_hash(tmp_path, cache, no_profile):
-    from bench.cli import build_parser, make_request
-    from bench.runner import _base_record, load_data
+    from bench.cli.main import build_parser, make_request
+    from bench.grid.runner import _base_record, load_data
 
     def record(*extra):
         args = build_parser().parse_args(["--preset", "smoke", "--models", "convlstm",
@@ -151,13 +151,13 @@ def test_the_budget_is_part_of_the_configuration_hash(tmp_path, cache, no_profil
 
 def test_the_learning_rate_each_iteration_uses_follows_the_budget(tmp_path, cache, no_profile,
                                                                   no_report, monkeypatch):
-    used, step = [], bench.train.Trainer.training_step
+    used, step = [], bench.train.loop.Trainer.training_step
 
     def spy(self, frames, schedule_step, generator):
         used.append((self.optimizer.param_groups[0]["lr"], schedule_step))
         return step(self, frames, schedule_step, generator)
 
-    monkeypatch.setattr(bench.train.Trainer, "training_step", spy)
+    monkeypatch.setattr(bench.train.loop.Trainer, "training_step", spy)
     assert _run(tmp_path / "r", cache, "--models", "convlstm",
                 "--budget", "steps=8") == 0
     assert len(used) == 8
@@ -171,14 +171,14 @@ def test_a_checkpoint_s_train_loss_covers_every_iteration_since_the_last(
         tmp_path, cache, no_profile, no_report, monkeypatch):
     """Each checkpoint's train_loss is the mean over every iteration since the one before, those
     that end an epoch (of the unbudgeted stream) included: none is dropped unread."""
-    losses, step = [], bench.train.Trainer.training_step
+    losses, step = [], bench.train.loop.Trainer.training_step
 
     def spy(self, *args):
         loss = step(self, *args)
         losses.append(loss.item())
         return loss
 
-    monkeypatch.setattr(bench.train.Trainer, "training_step", spy)
+    monkeypatch.setattr(bench.train.loop.Trainer, "training_step", spy)
     # steps_per_epoch 3, losses read every 25: validation at iterations 1, 2, 4, 8
     assert _run(tmp_path / "r", cache, "--models", "convlstm", "--budget", "steps=8") == 0
     history, before = _records(tmp_path / "r")["convlstm"]["train"]["history"], 0
@@ -193,7 +193,7 @@ def test_a_resumed_budgeted_run_ends_where_an_uninterrupted_one_does(tmp_path, c
     args = ["--models", "convlstm", "--budget", "flops=400000",
             "--set", "checkpoint_every_steps=2"]
     assert _run(tmp_path / "ref", cache, *args) == 0
-    save, saved = bench.train.Trainer._save, []
+    save, saved = bench.train.loop.Trainer._save, []
 
     def save_then_stop(self, name, epoch, result, batch=0, **kwargs):
         save(self, name, epoch, result, batch=batch, **kwargs)
@@ -201,10 +201,10 @@ def test_a_resumed_budgeted_run_ends_where_an_uninterrupted_one_does(tmp_path, c
         if saved.count("last.pt") == 3:
             raise KeyboardInterrupt  # as a kill right after a checkpoint
 
-    monkeypatch.setattr(bench.train.Trainer, "_save", save_then_stop)
+    monkeypatch.setattr(bench.train.loop.Trainer, "_save", save_then_stop)
     assert _run(tmp_path / "run", cache, *args) == 130
     assert not (tmp_path / "run" / SMOKE / "records.jsonl").exists()
-    monkeypatch.setattr(bench.train.Trainer, "_save", save)
+    monkeypatch.setattr(bench.train.loop.Trainer, "_save", save)
     assert _run(tmp_path / "run", cache, *args) == 0
     ref, got = _records(tmp_path / "ref")["convlstm"], _records(tmp_path / "run")["convlstm"]
     assert got["train"]["resumed_from_step"] and ref["train"]["resumed_from_step"] is None
@@ -221,16 +221,16 @@ def test_a_resumed_budgeted_run_ends_where_an_uninterrupted_one_does(tmp_path, c
 def test_a_budget_resumed_past_the_preset_s_epochs_says_where_it_resumes(
         tmp_path, cache, no_profile, no_report, monkeypatch, capsys):
     args = ["--models", "convlstm", "--budget", "steps=9", "--set", "checkpoint_every_steps=4"]
-    save = bench.train.Trainer._save
+    save = bench.train.loop.Trainer._save
 
     def save_then_stop(self, name, epoch, result, batch=0, **kwargs):
         save(self, name, epoch, result, batch=batch, **kwargs)
         if name == "last.pt" and kwargs["budget_state"]["iterations"] == 8:
             raise KeyboardInterrupt  # as a kill right after the checkpoint at iteration 8
 
-    monkeypatch.setattr(bench.train.Trainer, "_save", save_then_stop)
+    monkeypatch.setattr(bench.train.loop.Trainer, "_save", save_then_stop)
     assert _run(tmp_path / "r", cache, *args) == 130
-    monkeypatch.setattr(bench.train.Trainer, "_save", save)
+    monkeypatch.setattr(bench.train.loop.Trainer, "_save", save)
     capsys.readouterr()
     assert _run(tmp_path / "r", cache, *args) == 0
     # iteration 8 of the stream of 3-iteration epochs: the smoke preset has only 2 of them
@@ -269,8 +269,8 @@ def test_bad_budgets_are_clear_errors(tmp_path, cache, capsys, text, expected):
 
 
 def test_a_flop_budget_smaller_than_one_iteration_is_a_clear_error():
-    from bench.budget import plan_budget
     from bench.config import get_preset
+    from bench.train.budget import plan_budget
     with pytest.raises(ValueError, match="more than the whole budget"):
         plan_budget(Budget("flops", 10), get_preset("smoke").train, {"train_flops_per_seq": 100})
     with pytest.raises(ValueError, match="needs the model's training FLOPs"):

@@ -2,8 +2,8 @@
 alike by every command that has them."""
 import pytest
 
-from bench.cli import command_parsers
-from bench.options import OPTIONS
+from bench.cli.main import command_parsers
+from bench.cli.options import OPTIONS
 
 SAMPLE = {"models": ["convlstm"], "seeds": ["1"], "dataset": ["mmnist3"],
           "dataset-config": ["my.toml"], "preset": ["smoke"], "data-root": ["data"],
@@ -57,7 +57,7 @@ def test_a_shared_option_parses_as_its_one_definition(command):
 def test_a_changed_type_is_refused():
     import argparse
 
-    from bench.options import add_option
+    from bench.cli.options import add_option
 
     with pytest.raises(ValueError, match="--seeds: type are fixed"):
         add_option(argparse.ArgumentParser(), "seeds", type=float)

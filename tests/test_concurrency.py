@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench import claims
+from bench.grid import claims
 from bench.store import ResultsStore, cell_key
 
 ROOT = Path(__file__).resolve().parents[1]

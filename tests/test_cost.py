@@ -7,8 +7,8 @@ import torch.nn as nn
 
 import models
 from bench.config import TrainConfig
-from bench.flops import rollout_macs
-from bench.profile import measure_speed, parameter_counts
+from bench.cost.flops import rollout_macs
+from bench.cost.profiling import measure_speed, parameter_counts
 from models.base import RecurrentPredictor
 
 DATA = SimpleNamespace(channels=1, height=64, width=64, in_len=10, out_len=10)

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+import bench.grid.runner
 import bench.report
-import bench.runner
-from bench.cli import main
-from bench.estimate import remaining_line
+from bench.cli.main import main
+from bench.cost.estimate import remaining_line
 
 FOLDER = Path("mmnist-embedded-32px") / "smoke"
 
@@ -25,7 +25,7 @@ def run(tmp_path, monkeypatch):
 
     def report(folder, **options):
         (Path(folder) / "summary.md").write_text("")
-    monkeypatch.setattr(bench.runner, "profile_model", profile)
+    monkeypatch.setattr(bench.grid.runner, "profile_model", profile)
     monkeypatch.setattr(bench.report, "write_report", report)
 
     def run_cli(*args):
@@ -50,7 +50,7 @@ def test_cached_costs_are_reused_unless_remeasure_or_rerun(run, tmp_path, capsys
 
 
 def test_the_skip_line_says_the_precision_in_words():
-    from bench.acceleration import describe_precision
+    from bench.runtime.precision import describe_precision
 
     assert describe_precision("none") == "float32"
     assert describe_precision("none+tf32") == "float32, TF32"
@@ -72,13 +72,13 @@ def test_a_cost_training_contradicts_is_dropped_and_the_estimate_refreshed(run, 
 
 
 def test_a_cost_training_agrees_with_is_kept(tmp_path):
-    cache = bench.runner.cost_cache_path(tmp_path, "convlstm", "abc")
+    cache = bench.grid.runner.cost_cache_path(tmp_path, "convlstm", "abc")
     cache.parent.mkdir()
     cache.write_text("{}")
     record = {"model": "convlstm", "config_hash": "abc", "train": {"iteration_s": 0.3},
               "estimate": {"iteration_s": 0.2}}
     logged, ratios = [], {}
-    bench.runner._check_cost(record, tmp_path, logged.append, ratios)
+    bench.grid.runner._check_cost(record, tmp_path, logged.append, ratios)
     assert cache.exists() and logged == [] and ratios == {"convlstm": pytest.approx(1.5)}
 
 

@@ -7,11 +7,11 @@ import torch
 
 import models
 from bench.config import get_preset
-from bench.evaluate import evaluate
-from bench.profile import measure_speed
-from bench.runner import load_data, model_config
-from bench.speed import PeakMemory
-from bench.train import Trainer
+from bench.cost.profiling import measure_speed
+from bench.evaluation.loop import evaluate
+from bench.grid.runner import load_data, model_config
+from bench.runtime.memory import PeakMemory
+from bench.train.loop import Trainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 SMOKE = get_preset("smoke")
@@ -57,7 +57,7 @@ def test_cuda_peak_memory_and_speed(data):
 
 
 def test_compiled_step_on_cuda_matches_eager(data):
-    from bench.acceleration import compile_model
+    from bench.runtime.compile import compile_model
 
     eager = build("modernn", data).to(CUDA).eval()
     compiled = compile_model(build("modernn", data).to(CUDA).eval())

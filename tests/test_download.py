@@ -6,8 +6,8 @@ import threading
 import numpy as np
 import pytest
 
-from bench.cli import main
-from bench.download import DownloadError, RemoteFile, download
+from bench.cli.download import DownloadError, RemoteFile, download
+from bench.cli.main import main
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from bench.cli import main
+from bench.cli.main import main
 from bench.store import ResultsStore
 from models.persistence import Persistence
 
@@ -118,10 +118,10 @@ def test_rebuilding_a_report_writes_the_same_bytes(run, tmp_path):
 
 
 def test_profile_only_run_writes_cost_tables(run, tmp_path, capsys, monkeypatch):
-    import bench.runner
+    import bench.grid.runner
     cost = {"params": 0, "used_params": 0, "gmacs_fvcore": 0.0, "train_seq_s": 0.0,
             "infer_seq_s": 100.0, "train_peak_mb": 0.0, "infer_peak_mb": 1.0}
-    monkeypatch.setattr(bench.runner, "profile_model", lambda *a, **k: dict(cost))
+    monkeypatch.setattr(bench.grid.runner, "profile_model", lambda *a, **k: dict(cost))
     assert run("--models", "persistence", "--profile-only") == 0
     assert "| persistence" in capsys.readouterr().out  # the table is still printed
     folder = folder_of(tmp_path)
@@ -155,5 +155,5 @@ def test_help_names_the_subcommands_and_every_option(capsys):
     assert "run_bench.py report" in text and "run_bench.py download" in text
     assert "download mnist|mfmnist" in text and "Fashion-MNIST" in text
     assert "random seeds" in text
-    from bench.cli import build_parser
+    from bench.cli.main import build_parser
     assert all(action.help for action in build_parser()._actions)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
+from bench.cli.main import main
 from bench.store import ResultsStore
-from bench.train import Terminated, _StopOnSignal, exit_code, sigterm_as_ctrl_c
+from bench.train.loop import Terminated, _StopOnSignal, exit_code, sigterm_as_ctrl_c
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ROOT / "tests" / "_fast_run_bench.py"  # run_bench.py with cost profiling stubbed out
@@ -61,8 +61,8 @@ def test_sigterm_outside_training_ends_the_run_in_one_line_with_exit_143(monkeyp
         time.sleep(5)  # the handler raises Terminated long before this ends
         raise AssertionError("SIGTERM did not stop the run")
 
-    monkeypatch.setattr("bench.cli.check_models_fit", lambda request: None)
-    monkeypatch.setattr("bench.cli.run_grid", run_grid_until_sigterm)
+    monkeypatch.setattr("bench.cli.main.check_models_fit", lambda request: None)
+    monkeypatch.setattr("bench.cli.main.run_grid", run_grid_until_sigterm)
     before = signal.getsignal(signal.SIGTERM)
     assert main(["--preset", "smoke", "--models", "persistence", "--out", str(tmp_path)]) == 143
     [message] = [line for line in capsys.readouterr().err.splitlines() if line.strip()]

@@ -8,8 +8,8 @@ import torch
 
 import models
 from bench.config import get_preset
-from bench.runner import load_data, model_config
-from bench.train import Trainer
+from bench.grid.runner import load_data, model_config
+from bench.train.loop import Trainer
 
 SMOKE = get_preset("smoke")
 
@@ -125,7 +125,7 @@ def test_without_a_bar_each_epoch_prints_loss_rate_and_eta(data, tmp_path):
 
 @pytest.mark.slow
 def test_compiled_step_matches_eager(data, tmp_path):
-    from bench.acceleration import compile_model
+    from bench.runtime.compile import compile_model
 
     eager = build("convlstm", data).eval()
     compiled = compile_model(build("convlstm", data).eval())
@@ -139,7 +139,7 @@ def test_compiled_step_matches_eager(data, tmp_path):
 
 
 def test_the_loop_benchmark_runs_on_a_cpu(capsys):
-    from bench.loop_bench import main
+    from bench.tools.loop_bench import main
 
     assert main(["--device", "cpu", "--size", "smoke", "--models", "convlstm", "--iterations",
                  "1", "--repeats", "1", "--modes", "eager-fp32-sync", "bf16"]) == 0

@@ -12,10 +12,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bench import lpips_metric
-from bench.cli import main
-from bench.evaluate import evaluate
-from bench.lpips_metric import AlexLPIPS, load, lpips_per_frame, metric
+from bench.cli.main import main
+from bench.evaluation import lpips as lpips_metric
+from bench.evaluation.loop import evaluate
+from bench.evaluation.lpips import AlexLPIPS, load, lpips_per_frame, metric
 from models.persistence import Persistence
 
 

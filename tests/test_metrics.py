@@ -1,4 +1,4 @@
-"""bench.metrics against independent NumPy / scikit-image references."""
+"""bench.evaluation.metrics against independent NumPy / scikit-image references."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 from scipy.ndimage import gaussian_filter
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from bench import metrics as M
+from bench.evaluation import metrics as M
 
 RTOL = 1e-5
 

@@ -6,8 +6,8 @@ import torch
 
 import models
 from bench.config import TrainConfig, get_preset
-from bench.runner import model_config
-from bench.schedule import sequence_loss
+from bench.grid.runner import model_config
+from bench.train.loss import sequence_loss
 
 SMOKE = get_preset("smoke")
 FRAME = SimpleNamespace(channels=1, height=32, width=32, in_len=4, out_len=4)

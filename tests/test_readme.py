@@ -68,7 +68,7 @@ def options_table() -> str:
 def test_readme_options_table_names_every_option_of_every_command():
     """Every long option that `--help` shows is in the README's options table: the main
     command's in a row's first column, a subcommand's in that subcommand's row."""
-    from bench.cli import command_parsers
+    from bench.cli.main import command_parsers
 
     table = options_table()
     missing = []

@@ -14,8 +14,9 @@ import pytest
 import torch
 from test_validation import MINIMAL_RECORD
 
-from bench.cli import main
-from bench.reliability import parse_shard, safe_component, shard_cells
+from bench.cli.main import main
+from bench.grid.checks import safe_component
+from bench.grid.shards import parse_shard, shard_cells
 from bench.store import ResultsStore
 from models import Prediction
 

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.cli import main
+from bench.cli.main import main
 from bench.report import write_report
 from bench.report.aggregate import accuracy_frame
 from bench.store import ResultsStore

@@ -10,7 +10,7 @@ from test_report import record
 from bench.report import plots, write_report
 from bench.report.aggregate import accuracy_frame, configurations, cost_frame
 from bench.store import ResultsStore
-from bench.train import _Chunks
+from bench.train.loop import _Chunks
 
 
 def configured(model, seed, mse, config_hash="epochs", budget=None, match=None,

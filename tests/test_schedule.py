@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from bench.config import TrainConfig
-from bench.schedule import reverse_eta, sampling_eta, sequence_loss, truth_mask
+from bench.train.loss import sequence_loss
+from bench.train.sampling import reverse_eta, sampling_eta, truth_mask
 from models import Prediction
 
 

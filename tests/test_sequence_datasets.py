@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 import models
-from bench.cli import main
+from bench.cli.main import main
 from datasets import (
     DatasetFileError,
     SequenceFileConfig,

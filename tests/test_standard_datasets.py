@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import datasets.kth as kth_module
-from bench.cli import main
+from bench.cli.main import main
 from datasets import build_dataset
 from datasets.standard_common import MissingDataError
 
@@ -296,7 +296,7 @@ def test_a_missing_file_is_one_error_naming_the_path_and_where_to_get_it(tmp_pat
 
 
 def test_download_names_the_page_for_datasets_without_a_stable_url(capsys):
-    from bench import download
+    from bench.cli import download
     assert download.main(["sevir"]) == 1
     err = capsys.readouterr().err
     assert "s3://sevir" in err and "DIR/sevir/CATALOG.csv" in err
@@ -323,7 +323,7 @@ def test_smoke_run_through_the_cli_and_convlstm_fits_the_frames(root, tmp_path, 
     # Training ConvLSTM at 128x128 x 30 frames takes minutes on a busy 2-core CPU, so here the
     # grid runs persistence, and ConvLSTM is built for the dataset's frames (as the CLI checks
     # before training); taxibj trains ConvLSTM end to end below.
-    from bench.cli import build_parser, check_models_fit, make_request
+    from bench.cli.main import build_parser, check_models_fit, make_request
     records = run_smoke(name, root, tmp_path, ["persistence"])
     assert records[0]["dataset_info"]["name"] == name
     args = build_parser().parse_args(["--dataset", name, "--data-root", str(root), "--preset", "smoke",
@@ -339,7 +339,7 @@ def test_smoke_run_trains_convlstm_on_taxibj(root, tmp_path):
 
 
 def test_download_help_lists_what_downloads_and_where_to_get_the_rest(capsys):
-    from bench import download
+    from bench.cli import download
     with pytest.raises(SystemExit):
         download.main(["--help"])
     text = capsys.readouterr().out

@@ -8,8 +8,8 @@ import torch
 from test_report import record
 
 import models
-from bench.cli import main
-from bench.evaluate import evaluate
+from bench.cli.main import main
+from bench.evaluation.loop import evaluate
 from bench.report import resolve_reference, write_report
 from bench.report.aggregate import accuracy_frame
 from bench.report.statistics import paired_bootstrap, paired_clip_differences

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import atomic
+from ..runtime import files as atomic
 from ..store import RECORDS_FILE, ResultsStore
 from . import plots, statistics
 from .aggregate import COST as _COST

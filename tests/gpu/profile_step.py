@@ -12,9 +12,9 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 import models
-from bench.acceleration import configure_device
 from bench.config import get_preset
-from bench.train import Trainer
+from bench.runtime.device import configure_device
+from bench.train.loop import Trainer
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--model", default="modernn")

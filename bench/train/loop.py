@@ -15,16 +15,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import distributed
-from .acceleration import compile_model
-from .atomic import atomic_open, move_aside
+from ..config import TrainConfig
+from ..evaluation.loop import evaluate
+from ..runtime import distributed
+from ..runtime.clock import duration
+from ..runtime.compile import compile_model
+from ..runtime.device import to_device
+from ..runtime.files import atomic_open, move_aside
+from ..runtime.precision import autocast
 from .budget import BudgetPlan
-from .config import TrainConfig
-from .estimate import duration
-from .evaluate import evaluate
-from .plan import BudgetRun, EpochPlan
-from .precision import autocast, to_device
-from .schedule import sequence_loss, truth_mask
+from .loss import sequence_loss
+from .plans import BudgetRun, EpochPlan
+from .sampling import truth_mask
 
 
 class DivergedError(RuntimeError):
@@ -119,7 +121,7 @@ class TrainResult:
     # its spread: the first and third quartiles over the timed stretches, and how many there were
     iteration_s_quartiles: list[float] | None = None
     timed_stretches: int = 0
-    # a budgeted run (see bench.budget): the budget, its plan, and what was spent
+    # a budgeted run (see bench.train.budget): the budget, its plan, and what was spent
     budget: dict | None = None
 
 
@@ -153,13 +155,13 @@ class Trainer:
     the best on validation, and stops cleanly on Ctrl-C.
 
     ``data_parallel``: under an initialised torch.distributed group, train with
-    DistributedDataParallel on this rank's slice of each global batch (see bench.distributed);
+    DistributedDataParallel on this rank's slice of each global batch (see bench.runtime.distributed);
     ``self.model`` stays the unwrapped model (checkpoints, evaluation), ``self.train_model`` is
     the one the training steps call.
 
-    ``budget``: train until the budget is spent instead of for ``cfg.epochs`` (bench.budget: the
+    ``budget``: train until the budget is spent instead of for ``cfg.epochs`` (bench.train.budget: the
     schedule follows the fraction of the budget spent; validation at budget checkpoints). One
-    loop serves both; a plan (bench.plan) owns what differs.
+    loop serves both; a plan (bench.train.plans) owns what differs.
     """
 
     def __init__(self, model, data, cfg: TrainConfig, device, seed: int, checkpoint_dir: Path,

@@ -3,7 +3,7 @@
 Each registered model names the constructor argument that sets its width (``width_arg`` in
 ``register_model``). Matching searches that integer for the count closest to the target:
 parameters counted on the meta device (nothing allocated), or the FLOPs of one test rollout at
-batch 1 counted by PyTorch's flop counter (``bench.flops``' ``gmacs_torch`` x 2), on the meta
+batch 1 counted by PyTorch's flop counter (``bench.cost.flops``' ``gmacs_torch`` x 2), on the meta
 device too where the model allows it. Both counts grow with the width, so the search doubles the
 width until the count reaches the target, then bisects for the first width that does, and keeps
 whichever of it and the width below is closer. A width the model rejects (e.g. a channel count a

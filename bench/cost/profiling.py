@@ -7,12 +7,13 @@ import tempfile
 
 import torch
 
-from .config import TrainConfig
+from ..config import TrainConfig
+from ..runtime.memory import PeakMemory
+from ..runtime.precision import autocast
+from ..train.loop import Trainer, is_trainable
+from ..train.loss import sequence_loss
 from .flops import rollout_macs, training_flops
-from .precision import autocast
-from .schedule import sequence_loss
-from .speed import PeakMemory, conv_peak_flops, matmul_peak_flops, median_rate
-from .train import Trainer, is_trainable
+from .timing import conv_peak_flops, matmul_peak_flops, median_rate
 
 AMP_DTYPES = {"none": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 

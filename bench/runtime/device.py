@@ -1,11 +1,8 @@
-"""Device and mixed-precision helpers shared by training, evaluation and profiling."""
+"""Devices: choosing one, its settings (cuDNN autotuning, TF32), moving tensors to it, and waiting
+for its queued work."""
 from __future__ import annotations
 
-import contextlib
-
 import torch
-
-AMP_MODES = ("none", "bf16", "fp16")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -21,18 +18,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def autocast(device: torch.device, amp: str):
-    """The autocast context for ``amp`` (none | bf16 | fp16); fp16 is CUDA-only."""
-    if amp not in AMP_MODES:
-        raise ValueError(f"unknown amp mode {amp!r}; accepted: {', '.join(AMP_MODES)}")
-    if amp == "none":
-        return contextlib.nullcontext()
-    if amp == "fp16" and device.type != "cuda":
-        raise ValueError("amp 'fp16' needs a CUDA device; use 'bf16' on a CPU")
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 def synchronize(device: torch.device) -> None:
     """Wait for queued device work, so that a timer measures the work and not its launch."""
     if device.type == "cuda":
@@ -45,3 +30,16 @@ def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type == "cuda" and tensor.device.type == "cpu":
         return tensor.pin_memory().to(device, non_blocking=True)
     return tensor.to(device)
+
+
+def configure_device(device: torch.device, cfg) -> dict:
+    """CUDA: cuDNN autotuning on, TF32 for float32 matmuls and convolutions as ``cfg.tf32`` says.
+    Returns the settings in force, for the record's device section."""
+    if device.type != "cuda":
+        return {"tf32": False, "cudnn_benchmark": False, "compile": cfg.compile,
+                "compile_mode": cfg.compile_mode if cfg.compile else None}
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
+    torch.backends.cudnn.allow_tf32 = cfg.tf32
+    return {"tf32": cfg.tf32, "cudnn_benchmark": True, "compile": cfg.compile,
+            "compile_mode": cfg.compile_mode if cfg.compile else None}

@@ -17,8 +17,8 @@ import os
 import socket
 from pathlib import Path
 
-from .provenance import now
-from .reliability import safe_component
+from ..runtime.clock import now
+from .checks import safe_component
 
 CLAIMS = "claims"
 

@@ -17,19 +17,32 @@ import torch
 import models
 from datasets import build_dataset
 
-from . import atomic, claims, distributed, lpips_metric
-from .acceleration import describe_precision
-from .atomic import DiskFullError
-from .budget import Budget, plan_budget
-from .config import OPERATIONAL_OPTIONS, DataConfig, Preset, config_hash
-from .estimate import cell_estimate, duration, estimate_lines, remaining_line, speed_ratio
-from .evaluate import evaluate
-from .match import MatchTarget, match_width, size
-from .profile import profile_model
-from .provenance import now, run_fields
-from .reliability import free_memory, is_out_of_memory, safe_component, shard_cells
-from .store import ResultsStore, cell_key
-from .train import DamagedCheckpoint, Interrupted, Trainer, check_finite_metrics, is_trainable, stopped_by
+from ..config import OPERATIONAL_OPTIONS, DataConfig, Preset, config_hash
+from ..cost.estimate import cell_estimate, estimate_lines, remaining_line, speed_ratio
+from ..cost.match import MatchTarget, match_width, size
+from ..cost.profiling import profile_model
+from ..evaluation import lpips as lpips_metric
+from ..evaluation.loop import evaluate
+from ..runtime import distributed
+from ..runtime import files as atomic
+from ..runtime.clock import duration, now
+from ..runtime.files import DiskFullError
+from ..runtime.memory import free_memory, is_out_of_memory
+from ..runtime.precision import describe_precision
+from ..runtime.provenance import run_fields
+from ..store import ResultsStore, cell_key
+from ..train.budget import Budget, plan_budget
+from ..train.loop import (
+    DamagedCheckpoint,
+    Interrupted,
+    Trainer,
+    check_finite_metrics,
+    is_trainable,
+    stopped_by,
+)
+from . import claims
+from .checks import safe_component
+from .shards import shard_cells
 
 EXAMPLE_CLIPS = 2
 CLAIM_POLL_S = 1.0  # how often a run waiting for another's cell looks again
@@ -51,10 +64,10 @@ class RunRequest:
     shard: tuple[int, int] | None = None  # (i, n): the i-th of n parts of the (model, seed) grid
     rerun: bool = False  # train cells again even when the store has them done (implies remeasure)
     remeasure: bool = False  # profile every model again even when cost_cache/ has its cost
-    budget: Budget | None = None  # train every model until this budget is spent (bench.budget)
-    match: MatchTarget | None = None  # scale every model's width to this size (bench.match)
+    budget: Budget | None = None  # train every model until this budget is spent (bench.train.budget)
+    match: MatchTarget | None = None  # scale every model's width to this size (bench.cost.match)
     reference: str | None = None  # the model the report compares every other with
-    lpips: bool = False  # also compute LPIPS (AlexNet) on the test set when it can (bench.lpips_metric)
+    lpips: bool = False  # also compute LPIPS (AlexNet) on the test set when it can (bench.evaluation.lpips)
 
 
 def load_data(data: DataConfig, data_root: str | None, cache_dir: str):
@@ -87,7 +100,7 @@ def model_config(name: str, preset: Preset, data, user_args: dict) -> dict:
     return {k: v for k, v in config.items() if k in accepted}
 
 
-# The folders a run writes, relative to its results folder (bench.cli checks them up front).
+# The folders a run writes, relative to its results folder (bench.cli.main checks them up front).
 RUN_FOLDERS = ("", "cost_cache", "examples", "checkpoints")
 
 
@@ -97,7 +110,7 @@ def out_folder(out_root: Path, data, preset: Preset) -> Path:
 
 class GridInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM during the grid: the message says where it stopped and how to resume;
-    ``signum``: which signal (the exit status is 128 + it, bench.train.exit_code)."""
+    ``signum``: which signal (the exit status is 128 + it, bench.train.loop.exit_code)."""
 
     def __init__(self, message: str, signum: int = signal.SIGINT):
         super().__init__(message)
@@ -156,7 +169,7 @@ def run_grid(request: RunRequest, log=print, data=None) -> tuple[Path, list[dict
 
 
 class _Grid:
-    """Runs the grid's cells one by one, each under its claim (bench.claims): a cell another
+    """Runs the grid's cells one by one, each under its claim (bench.grid.claims): a cell another
     live process is running is left for later; once claimed, the store is read again, so a cell
     another process recorded meanwhile is skipped, never recorded twice."""
 
@@ -277,7 +290,7 @@ def match_target(request: RunRequest, data) -> float:
 
 
 def match_sizes(request: RunRequest, data, log=print) -> dict[str, dict]:
-    """Per model: the width that brings its size closest to ``request.match`` (bench.match)."""
+    """Per model: the width that brings its size closest to ``request.match`` (bench.cost.match)."""
     target, value = request.match, match_target(request, data)
     unit = "parameters" if target.by == "params" else "FLOPs per test rollout at batch 1"
     log(f"match {target}: target {value:,.0f} {unit}")

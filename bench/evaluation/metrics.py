@@ -152,7 +152,7 @@ class PerFrameMetrics:
 
     def __init__(self, clip: bool = True, extra: dict | None = None) -> None:
         """``extra``: more per-frame metrics, ``{name: fn(pred, target) -> [B, T]}``, given the
-        raw predictions (each clips as its definition says; e.g. LPIPS, bench.lpips_metric)."""
+        raw predictions (each clips as its definition says; e.g. LPIPS, bench.evaluation.lpips)."""
         self.clip = clip
         self.extra = dict(extra or {})
         self.reset()

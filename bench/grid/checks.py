@@ -3,16 +3,13 @@ grid sharding, and recovery from a failed cell (out of memory, divergence)."""
 from __future__ import annotations
 
 import dataclasses
-import gc
 import inspect
 import typing
 from typing import Any
 
-import torch
-
 from datasets.names import safe_component  # noqa: F401 (one rule for model and dataset names; re-exported)
 
-from .config import TrainConfig, check_finite
+from ..config import TrainConfig, check_finite
 
 # Closed sets of values of TrainConfig's string options.
 CHOICES = {
@@ -36,31 +33,6 @@ def check_seeds(seeds: list[int]) -> None:
     for seed in seeds:
         if not 0 <= seed <= MAX_SEED:
             raise ValueError(f"--seeds {seed}: accepted: integers from 0 to {MAX_SEED}")
-
-
-# ---------------------------------------------------------------------------- sharding
-def parse_shard(text: str) -> tuple[int, int]:
-    """``'i/n'`` -> (i, n) with 1 <= i <= n."""
-    index, sep, count = text.partition("/")
-    try:
-        i, n = int(index), int(count)
-    except ValueError:
-        i = n = 0
-    if not sep or n < 1 or not 1 <= i <= n:
-        raise ValueError(f"--shard {text!r}: expected i/n with integers 1 <= i <= n, e.g. 1/4 "
-                         "(the first of four parts)")
-    return i, n
-
-
-def shard_cells(model_names: list[str], seeds: list[int],
-                shard: tuple[int, int] | None = None) -> list[tuple[str, int]]:
-    """The (model, seed) cells of the grid, sorted; with ``shard=(i, n)`` every n-th from the
-    i-th (round-robin), so the n shards are disjoint and together cover the grid."""
-    if shard is None:  # the whole grid, in the order asked for
-        return [(name, seed) for name in model_names for seed in dict.fromkeys(seeds)]
-    cells = sorted({(name, seed) for name in model_names for seed in seeds})
-    i, n = shard
-    return cells[i - 1::n]
 
 
 # ---------------------------------------------------------------------------- overrides
@@ -149,17 +121,3 @@ def check_model_args(name: str, build, user_args: dict[str, Any]) -> None:
             shown = value if isinstance(value, str) else _json(value)
             raise ValueError(f"--model-arg {key}={shown}: model {name!r} expects "
                              f"{_type_name(type(default))} (default {default!r})") from None
-
-
-# ---------------------------------------------------------------------------- failures
-def is_out_of_memory(error: BaseException) -> bool:
-    return (isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError))
-            or (isinstance(error, RuntimeError) and any(
-                text in str(error) for text in ("out of memory", "can't allocate memory"))))
-
-
-def free_memory(device: torch.device | None = None) -> None:
-    """Give back what a failed cell held: Python garbage, then the CUDA caching allocator."""
-    gc.collect()
-    if torch.cuda.is_available() and (device is None or torch.device(device).type == "cuda"):
-        torch.cuda.empty_cache()

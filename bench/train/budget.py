@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from .config import TrainConfig
+from ..config import TrainConfig
 
 KINDS = {"flops": "training FLOPs", "time": "seconds of training", "steps": "iterations"}
 # 9 fractions, 1/256 ... 1 (a factor of 2 apart)

@@ -9,7 +9,7 @@ The training cell is the newest successful training record of (model, seed, pres
 of the data it was trained on (``--from-hash`` picks one configuration where several were
 trained); its model is rebuilt from the record's configuration and its checkpoint (best on
 validation, as the runner tested it) loaded. The target's test clips go through the runner's
-evaluation (:func:`bench.evaluate.evaluate`: per-frame and per-clip metrics, the training run's
+evaluation (:func:`bench.evaluation.loop.evaluate`: per-frame and per-clip metrics, the training run's
 precision). One record of mode ``evaluate`` is appended to the target's store
 (``OUT/<target data>/<target preset>/records.jsonl``); it names both sides (``trained_on``,
 ``evaluated_on``) and its cell key is its own, so it never stands in for, or hides, a training
@@ -32,16 +32,18 @@ import torch
 import datasets
 import models
 
-from .cli import _check_dataset_config, _check_writable, _model_patterns, preset_data
-from .config import PRESETS, TrainConfig, apply_overrides, config_hash, get_preset
-from .evaluate import evaluate
-from .options import Parser, add_option
-from .precision import resolve_device
-from .provenance import now, run_fields
-from .reliability import free_memory, safe_component
+from ..cli.main import _check_dataset_config, _check_writable, _model_patterns, preset_data
+from ..cli.options import Parser, add_option
+from ..config import PRESETS, TrainConfig, apply_overrides, config_hash, get_preset
+from ..evaluation.loop import evaluate
+from ..runtime.clock import now
+from ..runtime.device import resolve_device
+from ..runtime.memory import free_memory
+from ..runtime.provenance import run_fields
+from ..store import RECORDS_FILE, ResultsStore, cell_key
+from ..train.loop import check_finite_metrics, load_checkpoint
+from .checks import safe_component
 from .runner import checkpoint_dir, load_data
-from .store import RECORDS_FILE, ResultsStore, cell_key
-from .train import check_finite_metrics, load_checkpoint
 
 MODE = "evaluate"
 
@@ -270,8 +272,8 @@ def _evaluate_cells(cells, data, data_config, preset: str, folder: Path, device,
         else:
             failed += 1
             print(f"   {name}: FAILED: {record['error']}")
-    from .report import write_report  # pandas and seaborn take seconds to import
-    from .report.cross_eval import cross_eval_markdown, latest_evaluations
+    from ..report import write_report  # pandas and seaborn take seconds to import
+    from ..report.cross_eval import cross_eval_markdown, latest_evaluations
     print(f"report: {write_report(folder)}")
     evaluations = latest_evaluations(store.records())
     if evaluations:

@@ -11,15 +11,10 @@ from pathlib import Path
 import datasets
 import models
 
-from . import distributed
-from .atomic import DiskFullError, disk_full, no_space
-from .budget import parse_budget
-from .config import DataConfig, TrainConfig, apply_overrides, get_preset, parse_override
-from .match import parse_match
-from .options import Parser, add_option
-from .precision import resolve_device
-from .reliability import check_model_args, check_seeds, check_train_overrides, parse_shard, safe_component
-from .runner import (
+from ..config import DataConfig, TrainConfig, apply_overrides, get_preset, parse_override
+from ..cost.match import parse_match
+from ..grid.checks import check_model_args, check_seeds, check_train_overrides, safe_component
+from ..grid.runner import (
     RUN_FOLDERS,
     GridInterrupted,
     RunRequest,
@@ -29,8 +24,14 @@ from .runner import (
     out_folder,
     run_grid,
 )
-from .store import RECORDS_FILE, ResultsStore
-from .train import exit_code, sigterm_as_ctrl_c, stopped_by
+from ..grid.shards import parse_shard
+from ..runtime import distributed
+from ..runtime.device import resolve_device
+from ..runtime.files import DiskFullError, disk_full, no_space
+from ..store import RECORDS_FILE, ResultsStore
+from ..train.budget import parse_budget
+from ..train.loop import exit_code, sigterm_as_ctrl_c, stopped_by
+from .options import Parser, add_option
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,7 +260,7 @@ def report_main(argv: list[str]) -> int:
         args = build_report_parser().parse_args(argv)
     except SystemExit as exit_:  # bad arguments (one line already printed) or --help
         return exit_.code
-    from .report import write_report  # here: pandas, scipy and seaborn take seconds to import
+    from ..report import write_report  # here: pandas, scipy and seaborn take seconds to import
     stores = sorted({p.parent for root in args.out for p in Path(root).rglob(RECORDS_FILE)})
     if not stores:
         print(f"error: no {RECORDS_FILE} under {', '.join(args.out)}", file=sys.stderr)
@@ -281,7 +282,7 @@ def download_main(argv: list[str]) -> int:
 
 
 def evaluate_main(argv: list[str]) -> int:
-    from .cross_eval import main as evaluate
+    from ..grid.cross_eval import main as evaluate
     return evaluate(argv)
 
 
@@ -290,7 +291,7 @@ SUBCOMMANDS = {"report": report_main, "download": download_main, "evaluate": eva
 
 def command_parsers() -> dict[str, argparse.ArgumentParser]:
     """Every command's parser, by name ('' for the main command): for --help checks and tests."""
-    from .cross_eval import build_parser as evaluate_parser
+    from ..grid.cross_eval import build_parser as evaluate_parser
     from .download import build_parser as download_parser
     from .download import manual_datasets
 
@@ -352,7 +353,7 @@ def _run(request: RunRequest) -> int:
         return lost.exit_code
     if not distributed.is_main():  # rank 0 reports; every rank exits with the same status
         return 1 if any(r["status"] != "ok" for r in new_records) else 0
-    from .report import cost_frame, cost_table, write_report  # slow imports, only when needed
+    from ..report import cost_frame, cost_table, write_report  # slow imports, only when needed
     records = [r for r in ResultsStore(folder).latest()
                if r["mode"] == ("profile" if request.profile_only else "train")
                and r["model"] in request.models]

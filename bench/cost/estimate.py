@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import statistics
 
-from .config import Preset
+from ..config import Preset
+from ..runtime.clock import duration
 
 
 def cell_estimate(cost: dict, preset: Preset, n_val: int, n_test: int) -> dict:
@@ -55,16 +56,6 @@ def remaining_line(left: list[dict], ratios: dict[str, float]) -> str | None:
     return (f"   refreshed estimate: about {duration(total)} for the {len(left)} cell(s) left "
             f"(profiled times x measured/profiled iteration time: {scaled}; others "
             f"{typical:.2g}x)")
-
-
-def duration(seconds: float) -> str:
-    """1h02m, 4m05s, 12s."""
-    seconds = round(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
 
 
 def estimate_lines(estimates: dict[str, dict], device_name: str,

@@ -1,7 +1,6 @@
 """Where a record came from: library versions, git commit, device, time."""
 from __future__ import annotations
 
-import datetime
 import platform
 import subprocess
 from pathlib import Path
@@ -9,11 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from .clock import now
 
-
-def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def git_commit() -> str | None:
@@ -59,7 +56,8 @@ def run_fields(device: torch.device, cfg) -> dict:
     """What every record states about where and how it ran: the device (and its kind, which is
     part of a cell's key), the precision and device settings of ``cfg`` (a TrainConfig), the
     library versions, the commit and the start time."""
-    from .acceleration import configure_device, precision_label
+    from .device import configure_device
+    from .precision import precision_label
 
     return {"device": str(device), "device_name": device_name(device),
             "device_kind": device_kind(device), "precision": precision_label(device, cfg),

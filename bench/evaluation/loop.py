@@ -5,9 +5,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from . import distributed
+from ..runtime import distributed
+from ..runtime.precision import autocast
 from .metrics import PerFrameMetrics
-from .precision import autocast
 
 # Headline metrics kept per test clip (for the paired bootstrap over clips), each averaged over the
 # clip's predicted frames, to 6 significant digits: compact in the store, and far finer than any

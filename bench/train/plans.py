@@ -1,4 +1,4 @@
-"""What the training loop asks of a run's plan: the preset's epochs, or a budget (bench.budget).
+"""What the training loop asks of a run's plan: the preset's epochs, or a budget (bench.train.budget).
 
 The loop (``Trainer._fit``) is the same for both: a stream of epochs of ``steps_per_epoch``
 seeded batches, losses read every ``sync_every`` iterations, mid-epoch checkpoints, Ctrl-C, and
@@ -20,10 +20,10 @@ resume. A plan says, iteration by iteration:
 """
 from __future__ import annotations
 
-from . import distributed
+from ..config import TrainConfig
+from ..runtime import distributed
 from .budget import CHECKPOINT_FRACTIONS, BudgetPlan, checkpoint_iterations, cosine_lr
-from .config import TrainConfig
-from .schedule import sampling_eta
+from .sampling import sampling_eta
 
 
 class EpochPlan:

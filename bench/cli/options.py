@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from .config import PRESETS
+from ..config import PRESETS
 
 DEFAULT_MODELS = ["modernn", "convlstm", "predrnn", "persistence"]
 

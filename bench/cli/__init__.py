@@ -1,0 +1,1 @@
+"""The command line (``run_bench.py``): one module per command; they parse, call and print."""

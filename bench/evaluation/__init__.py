@@ -1,0 +1,1 @@
+"""Evaluation: autoregressive prediction on a test split, per-frame metrics, LPIPS."""

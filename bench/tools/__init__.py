@@ -1,0 +1,1 @@
+"""Benchmarks and maintenance commands run with ``python -m``."""

@@ -1,0 +1,2 @@
+"""Training: the shared loop, its checkpoints, optimizers and schedules, plans and budgets,
+scheduled sampling and the loss."""
