@@ -323,7 +323,7 @@ def test_smoke_run_through_the_cli_and_convlstm_fits_the_frames(root, tmp_path, 
     # Training ConvLSTM at 128x128 x 30 frames takes minutes on a busy 2-core CPU, so here the
     # grid runs persistence, and ConvLSTM is built for the dataset's frames (as the CLI checks
     # before training); taxibj trains ConvLSTM end to end below.
-    from bench.cli.main import build_parser, check_models_fit, make_request
+    from bench.cli.run import build_parser, check_models_fit, make_request
     records = run_smoke(name, root, tmp_path, ["persistence"])
     assert records[0]["dataset_info"]["name"] == name
     args = build_parser().parse_args(["--dataset", name, "--data-root", str(root), "--preset", "smoke",

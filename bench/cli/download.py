@@ -198,10 +198,12 @@ def download(dataset: str, folder: str | Path, base_url: str | None = None,
     return [fetch(remote, folder, base_url, log) for remote in files]
 
 
-def build_parser(manual: dict[str, str]) -> argparse.ArgumentParser:
-    """The subcommand's options; ``manual``: the datasets it names a page for (manual_datasets)."""
+def build_parser(manual: dict[str, str] | None = None) -> argparse.ArgumentParser:
+    """The subcommand's options; ``manual``: the datasets it names a page for (default:
+    manual_datasets())."""
     from .options import Parser, add_option
 
+    manual = manual_datasets() if manual is None else manual
     parser = Parser(prog="run_bench.py download",
                     description="Download and verify a dataset's files.",
                     epilog=help_epilog(manual), formatter_class=argparse.RawDescriptionHelpFormatter)
