@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from datasets.names import safe_component  # noqa: F401 (one rule for model and dataset names; re-exported)
+from datasets import safe_component  # noqa: F401 (one rule for model and dataset names; re-exported)
 
 from .config import TrainConfig, check_finite
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from bench.cli import main
-from bench.download import DownloadError, RemoteFile, download
+from datasets.standard.download import DownloadError, download
+from datasets.standard.remote_files import RemoteFile
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

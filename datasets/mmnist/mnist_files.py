@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .file_readers import open_npy
+from ..core.clips import ClipDataset
+from ..core.npy import open_npy
 
 TRAIN_IMAGES_NAMES = ("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte")
 TEST_SEQ_NAME = "mnist_test_seq.npy"
@@ -85,3 +86,10 @@ def read_mnist_test_seq(path: str | os.PathLike) -> np.ndarray:
             "(frames, sequences, height, width) such as (20, 10000, 64, 64)"
         )
     return seq.transpose(1, 0, 2, 3)[:, :, None]
+
+
+class MovingMNISTTestSeq(ClipDataset):
+    """Clips from ``mnist_test_seq.npy`` (time first on disk), through a read-only memmap."""
+
+    def _open(self):
+        return read_mnist_test_seq(self.path)
