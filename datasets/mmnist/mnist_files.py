@@ -1,4 +1,6 @@
-"""Readers for the Moving MNIST source files (REFERENCE.md, section 5).
+"""Readers for the Moving MNIST source files (the files of Srivastava, Mansimov and
+Salakhutdinov, ICML 2015, http://www.cs.toronto.edu/~nitish/unsupervised_video/, which OpenSTL's
+``openstl/datasets/dataloader_moving_mnist.py`` reads too).
 
 - ``train-images-idx3-ubyte(.gz)``: IDX images, a 16-byte big-endian header (magic 2051,
   count, rows, columns) followed by ``count x rows x columns`` uint8 pixels.

@@ -7,8 +7,9 @@ Facts and their sources:
   (github.com/zalandoresearch/fashion-mnist), in ``DATA_ROOT/moving_fmnist/`` where OpenSTL
   keeps them (``tools/prepare_data/download_mfmnist.sh``).
 - Clips: two items bouncing in a 64 x 64 canvas, 10 -> 10 frames, the standard Moving MNIST
-  generator (REFERENCE.md section 5; OpenSTL ``dataloader_moving_mnist.py`` with
-  ``data_name='fmnist'``), values / 255.
+  generator (Srivastava, Mansimov and Salakhutdinov, ICML 2015: :mod:`datasets.mmnist.generator`;
+  OpenSTL ``openstl/datasets/dataloader_moving_mnist.py`` with ``data_name='fmnist'``),
+  values / 255.
 - Split: training clips are generated on the fly from the training images; validation clips
   once from the training images (fixed seed); test clips once from the test images (fixed
   seed), so no test clip holds a training item. (OpenSTL ships a generated
@@ -68,6 +69,7 @@ def mfmnist(data_root: str | None = None, n_val: int = 1000, n_test: int = 10000
                                "the t10k test images",
                  "normalization": normalization_record(
                      0.0, 255.0, "fixed: uint8 pixels / 255", units="8-bit pixel value",
-                     source="Moving MNIST generator (REFERENCE.md section 5)")},
+                     source="Moving MNIST generator (Srivastava, Mansimov and "
+                            "Salakhutdinov, ICML 2015)")},
     )
 
