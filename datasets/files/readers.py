@@ -15,6 +15,7 @@ import numpy as np
 from ..core.errors import DatasetFileError
 from ..core.npy import npz_memmap, npz_names, open_npy
 from .config import FORMATS
+from .hdf5 import check_written, h5_names, h5_table, plain_value
 from .layouts import LayoutError, choose_layout, layout_opener
 
 PREDRNN_KEYS = ("clips", "dims", "input_raw_data")
@@ -87,7 +88,7 @@ class SequenceSource:
             key = names[0]
         if key not in f:
             raise DatasetFileError(f"{self.path}: no dataset or group {key!r}; it holds: "
-                                   f"{', '.join(_h5_names(f)) or 'nothing'}")
+                                   f"{', '.join(h5_names(f)) or 'nothing'}")
         node = f[key]
         attrs = None
         if isinstance(node, h5py.Group):
@@ -96,7 +97,7 @@ class SequenceSource:
                 raise DatasetFileError(f"{self.path}: group {key!r} holds no datasets")
             members = [node[n] for n in names]
             for n, m in zip(names, members, strict=True):
-                _check_written(m, f"{key}/{n}", self.path)
+                check_written(m, f"{key}/{n}", self.path)
             layout = self.layout.removeprefix("N") if self.layout else None  # one per member
             opened = [layout_opener(m, choose_layout(f"{key}/{n}", m.shape, layout))
                       for n, m in zip(names, members, strict=True)]
@@ -105,16 +106,16 @@ class SequenceSource:
                     raise DatasetFileError(
                         f"{self.path}: {key}/{n} has shape {m.shape}; every sequence in a group "
                         f"must have the same [C, H, W] as {names[0]}: {opened[0]['frame_shape']}")
-            attrs = [{"name": n, **{k: _plain(v) for k, v in m.attrs.items()}}
+            attrs = [{"name": n, **{k: plain_value(v) for k, v in m.attrs.items()}}
                      for n, m in zip(names, members, strict=True)]
             return {"reader": lambda s, a, b: opened[s]["reader"](0, a, b),
                     "lengths": [o["lengths"][0] for o in opened],
                     "frame_shape": opened[0]["frame_shape"], "dtype": members[0].dtype,
                     "attrs": attrs, "key": key, "layout": opened[0]["layout"]}
-        _check_written(node, key, self.path)
+        check_written(node, key, self.path)
         opened = layout_opener(node, choose_layout(repr(key), node.shape, self.layout))
         if self.table_key is not None:
-            attrs = _h5_table(f, self.table_key, self.path)
+            attrs = h5_table(f, self.table_key, self.path)
         return {**opened, "dtype": node.dtype, "attrs": attrs, "key": key}
 
     def _open_npy(self) -> dict:
@@ -179,59 +180,6 @@ class SequenceSource:
 
         return {"reader": read, "lengths": (lengths[0] + lengths[1]).tolist(),
                 "frame_shape": raw.shape[1:], "dtype": raw.dtype}
-
-
-def _check_written(node: h5py.Dataset, key: str, path: Path) -> None:
-    """An HDF5 dataset that declares a shape but holds no stored data (no chunk, no contiguous
-    block ever written) reads as its fill value everywhere: refuse it rather than train on a
-    constant. Checked from the file's metadata, so a huge declared shape costs nothing."""
-    if node.size == 0 or node.is_virtual or node.external:
-        return
-    if node.id.get_storage_size() == 0:
-        fill = node.fillvalue if node.fillvalue is not None else 0
-        raise DatasetFileError(
-            f"{path}: dataset {key!r} declares shape {node.shape} ({node.dtype}) but none of its "
-            f"data was ever written: every value would read as the fill value {fill}. Write "
-            "the frames, or set 'key' to the dataset that holds them")
-
-
-def _h5_names(f: h5py.File) -> list[str]:
-    names = []
-    f.visititems(lambda name, obj: names.append(name) if len(names) < 20 else None)
-    return names
-
-
-def _h5_table(f: h5py.File, key: str, path: Path) -> list[dict]:
-    if key not in f:
-        raise DatasetFileError(f"{path}: no attribute table {key!r}; it holds: "
-                               f"{', '.join(_h5_names(f))}")
-    node = f[key]
-    if isinstance(node, h5py.Group):
-        columns = {k: v[()] for k, v in node.items() if isinstance(v, h5py.Dataset)}
-    elif node.dtype.names:
-        data = node[()]
-        columns = {k: data[k] for k in node.dtype.names}
-    else:
-        raise DatasetFileError(f"{path}: attribute table {key!r} must be a compound dataset "
-                               "or a group of 1-D columns")
-    rows = {len(v) for v in columns.values()}
-    if len(rows) != 1:
-        raise DatasetFileError(f"{path}: columns of {key!r} differ in length")
-    n = rows.pop()
-    return [{k: _plain(v[i]) for k, v in columns.items()} for i in range(n)]
-
-
-def _plain(value):
-    """An HDF5 / numpy value as JSON-able Python."""
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()] if value.ndim else _plain(value.item())
-    if isinstance(value, np.generic):
-        return _plain(value.item())
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def format_of(path: Path, fmt: str) -> str:
