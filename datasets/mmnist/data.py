@@ -1,7 +1,7 @@
 """Moving MNIST for the harness: choose the digit source, build the splits, name it honestly.
 
 - Digits: MNIST ``train-images-idx3-ubyte(.gz)`` from ``data_root`` when present, otherwise
-  the embedded glyph digits (:mod:`datasets.glyphs`, not MNIST).
+  the embedded glyph digits (:mod:`datasets.mmnist.glyphs`, not MNIST).
 - Train: clips generated on the fly from the training digits, one stream per seed.
 - Validation: ``n_val`` clips generated once from the training digits (fixed seed), cached.
 - Test: ``data_root/mnist_test_seq.npy`` when its clips fit the config (two digits,
