@@ -22,7 +22,7 @@ import dataclasses
 import hashlib
 import json
 import time
-import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -30,18 +30,47 @@ import torch
 import datasets
 import models
 
-from ..config import TrainConfig, apply_overrides, config_hash
+from ..config import DataConfig, Preset, TrainConfig, apply_overrides, get_preset
 from ..evaluation.loop import evaluate
 from ..runtime.clock import now
 from ..runtime.memory import free_memory
-from ..runtime.provenance import run_fields
 from ..store import RECORDS_FILE, ResultsStore, cell_key
 from ..train.loop import check_finite_metrics, load_checkpoint
 from .checks import safe_component
-from .request import preset_data
-from .runner import checkpoint_dir, load_data
+from .records import base_record, failure
+from .request import checkpoint_dir, load_data_or_explain, preset_data
 
 MODE = "evaluate"
+
+
+@dataclass
+class EvaluationRequest:
+    """What ``run_bench.py evaluate`` is asked to do: which trained cells (``models`` x ``seeds``
+    trained on ``from_dataset`` at ``from_preset``, of configuration ``from_hash`` where several
+    were trained), the data to test them on (``dataset`` at ``preset``, default ``from_preset``,
+    with ``in_len``/``out_len``), and where (``out``: the results root as the user gave it)."""
+    models: list[str]
+    seeds: list[int]
+    dataset: str
+    device: torch.device
+    out: str = "results"
+    from_dataset: str = "mmnist"
+    from_preset: str = "quick"
+    from_hash: str | None = None
+    preset: str | None = None
+    in_len: int | None = None
+    out_len: int | None = None
+    data_root: str | None = None
+    cache_dir: str = ".cache/datasets"
+    rerun: bool = False
+
+    @property
+    def out_root(self) -> Path:
+        return Path(self.out)
+
+    @property
+    def target_preset(self) -> str:
+        return self.preset or self.from_preset
 
 
 def training_store(out_root: Path, dataset: str, preset: str) -> Path:
@@ -61,20 +90,41 @@ def training_store(out_root: Path, dataset: str, preset: str) -> Path:
     return named[0] if named else direct
 
 
-def find_cell(records: list[dict], folder: Path, name: str, seed: int, args, command: str) -> dict:
-    """The newest successful training record of (name, seed, preset), its checkpoint and that
-    file's sha256: ``{"record", "folder", "checkpoint", "sha256"}``; a ValueError naming what was
-    looked for, and the command that trains it, when there is none."""
+def find_cells(request: EvaluationRequest, log=print) -> list[dict]:
+    """Every (model, seed) cell of ``request`` (:func:`find_cell`) in the store it was trained
+    in; one ValueError naming every cell that is missing."""
+    folder = training_store(request.out_root, request.from_dataset, request.from_preset)
+    records = ResultsStore(folder).records()
+    command = train_command(records, request.from_dataset, request.from_preset, request.out)
+    problems, cells = [], []
+    for name in request.models:
+        for seed in request.seeds:
+            try:
+                cells.append(find_cell(records, folder, name, seed, request.from_preset,
+                                       request.from_hash, command, log))
+            except ValueError as error:
+                problems.append(str(error))
+    if problems:
+        raise ValueError("\n".join(problems))
+    return cells
+
+
+def find_cell(records: list[dict], folder: Path, name: str, seed: int, preset: str,
+              wanted: str | None, command: str, log=print) -> dict:
+    """The newest successful training record of (name, seed, preset) (of configuration
+    ``wanted``, a hash or its start, when given), its checkpoint and that file's sha256:
+    ``{"record", "folder", "checkpoint", "sha256"}``; a ValueError naming what was looked for,
+    and the command that trains it (:func:`train_command`), when there is none."""
     mine = [r for r in records if r["mode"] == "train" and r["model"] == name
-            and r["seed"] == seed and r["preset"] == args.from_preset]
-    ok = _with_hash([r for r in mine if r["status"] == "ok"], args.from_hash, name, seed, folder)
+            and r["seed"] == seed and r["preset"] == preset]
+    ok = _with_hash([r for r in mine if r["status"] == "ok"], wanted, name, seed, folder, log)
     train = command.replace("{model}", name).replace("{seed}", str(seed))
     if not ok:
-        wanted = f", config hash {args.from_hash}..." if args.from_hash else ""
+        hashed = f", config hash {wanted}..." if wanted else ""
         failed = (f" (its {len(mine)} run(s) there failed: {mine[-1].get('error')})"
-                  if mine and not args.from_hash else "")
+                  if mine and not wanted else "")
         raise ValueError(f"no finished training of {name} seed {seed} (mode train, status ok, "
-                         f"preset {args.from_preset}{wanted}) in {folder / RECORDS_FILE}{failed}; "
+                         f"preset {preset}{hashed}) in {folder / RECORDS_FILE}{failed}; "
                          f"train it with: {train}")
     newest = {r["config_hash"]: r for r in ok}
     if len(newest) > 1:
@@ -99,7 +149,7 @@ def find_cell(records: list[dict], folder: Path, name: str, seed: int, args, com
 
 
 def _with_hash(finished: list[dict], wanted: str | None, name: str, seed: int,
-               folder: Path) -> list[dict]:
+               folder: Path, log) -> list[dict]:
     """The finished records of configuration ``wanted`` (a hash or its start; all when None).
 
     A model without training (no parameters: persistence, blank) has no configuration of its
@@ -113,7 +163,7 @@ def _with_hash(finished: list[dict], wanted: str | None, name: str, seed: int,
         return chosen
     if all(r.get("train") is None for r in finished):
         newest = finished[-1]
-        print(f"note: {name} seed {seed} has no training (no parameters), so --from-hash "
+        log(f"note: {name} seed {seed} has no training (no parameters), so --from-hash "
               f"{wanted} does not apply to it; evaluating it as it is (record "
               f"{newest['config_hash']})")
         return [newest]
@@ -124,15 +174,27 @@ def _with_hash(finished: list[dict], wanted: str | None, name: str, seed: int,
                      f"{name} in a command of its own")
 
 
-def target_config(preset, args):
-    """The test data's options: the preset's, for ``--dataset``, with ``--in-len/--out-len``."""
-    data = preset_data(preset.data, args.dataset)
-    lengths = {k: v for k, v in (("in_len", args.in_len), ("out_len", args.out_len))
-               if v is not None}
+def load_target(request: EvaluationRequest, cells: list[dict]) -> tuple[DataConfig, object]:
+    """The test data's options and the test data (:func:`target_config`), which every cell's
+    model must fit (:func:`check_fits`)."""
+    preset = get_preset(request.target_preset)
+    data_config = target_config(preset, request.dataset, request.in_len, request.out_len)
+    data = load_data_or_explain(data_config, request.data_root, request.cache_dir)
+    for cell in cells:
+        check_fits(cell, data)
+    return data_config, data
+
+
+def target_config(preset: Preset, dataset: str, in_len: int | None = None,
+                  out_len: int | None = None) -> DataConfig:
+    """The test data's options: the preset's, for ``dataset``, with ``in_len``/``out_len``
+    (``--in-len/--out-len``) where given."""
+    data = preset_data(preset.data, dataset)
+    lengths = {k: v for k, v in (("in_len", in_len), ("out_len", out_len)) if v is not None}
     for key, value in lengths.items():
-        fixed = datasets.get_dataset(args.dataset).fixed
+        fixed = datasets.get_dataset(dataset).fixed
         if key in fixed and fixed[key] != value:
-            raise ValueError(f"--{key.replace('_', '-')} {value}: dataset {args.dataset!r} fixes "
+            raise ValueError(f"--{key.replace('_', '-')} {value}: dataset {dataset!r} fixes "
                              f"{key} = {fixed[key]}")
         if value < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be >= 1; got {value}")
@@ -159,45 +221,45 @@ def check_fits(cell: dict, data) -> None:
                              f"{data.out_len}; use --{key.replace('_', '-')} {built[key]}")
 
 
-def evaluate_cells(cells, data, data_config, preset: str, folder: Path, device, rerun) -> int:
-    store = ResultsStore(folder)
-    recorded = [] if rerun else store.records()
+def evaluate_cells(cells: list[dict], data, data_config: DataConfig, request: EvaluationRequest,
+                   log=print) -> tuple[Path, int]:
+    """Tests each cell (:func:`run_evaluation`) not already evaluated (unless ``request.rerun``),
+    appending its record to the target's store ``OUT/<data>/<preset>``; returns that folder and
+    the number of failed evaluations."""
+    preset = request.target_preset
+    store = ResultsStore(request.out_root / data.name / preset)
+    recorded = [] if request.rerun else store.records()
     failed = 0
     for cell in cells:
-        record = base_record(cell, data, data_config, preset, device)
+        record = evaluation_record(cell, data, data_config, preset, request.device)
         source, name, seed = record["trained_on"], record["model"], record["seed"]
-        done = None if rerun else store.done(cell_key(record), recorded)
+        done = None if request.rerun else store.done(cell_key(record), recorded)
         if done:
-            print(f"skip {name} seed {seed} trained on {source['dataset']} ({source['preset']}): "
-                  f"evaluated on {data.name} ({preset}) at {done['finished_at']}, in {store.path}; "
-                  "--rerun evaluates it again")
+            log(f"skip {name} seed {seed} trained on {source['dataset']} ({source['preset']}): "
+                f"evaluated on {data.name} ({preset}) at {done['finished_at']}, in {store.path}; "
+                "--rerun evaluates it again")
             continue
-        print(f"== {name} (seed {seed}) trained on {source['dataset']} ({source['preset']}), "
-              f"tested on {data.name} ({preset}, {data.in_len} -> {data.out_len} frames)")
-        record.update(run_evaluation(cell, data, device))
+        log(f"== {name} (seed {seed}) trained on {source['dataset']} ({source['preset']}), "
+            f"tested on {data.name} ({preset}, {data.in_len} -> {data.out_len} frames)")
+        record.update(run_evaluation(cell, data, request.device))
         record["finished_at"] = now()
         store.append(record)
         if record["status"] == "ok":
             h, own = record["metrics"]["headline"], source["test_headline"] or {}
-            print(f"   {name}: MSE {h['mse']:.2f}, MAE {h['mae']:.1f}, SSIM {h['ssim']:.4f}, PSNR "
-                  f"{h['psnr']:.2f} (on its own test set: MSE {own.get('mse', float('nan')):.2f}) "
-                  f"in {record['wall_s']:.1f}s")
+            log(f"   {name}: MSE {h['mse']:.2f}, MAE {h['mae']:.1f}, SSIM {h['ssim']:.4f}, PSNR "
+                f"{h['psnr']:.2f} (on its own test set: MSE {own.get('mse', float('nan')):.2f}) "
+                f"in {record['wall_s']:.1f}s")
         else:
             failed += 1
-            print(f"   {name}: FAILED: {record['error']}")
-    from ..report import write_report  # pandas and seaborn take seconds to import
-    from ..report.cross_eval import cross_eval_markdown, latest_evaluations
-    print(f"report: {write_report(folder)}")
-    evaluations = latest_evaluations(store.records())
-    if evaluations:
-        print(cross_eval_markdown(evaluations))
-    print(f"results: {folder}")
-    return 1 if failed else 0
+            log(f"   {name}: FAILED: {record['error']}")
+    return store.folder, failed
 
 
-def base_record(cell: dict, data, data_config, preset: str, device: torch.device) -> dict:
-    """Everything but the metrics: both sides' provenance, and a config hash of what decides the
-    numbers (the checkpoint's bytes, the test data's options)."""
+def evaluation_record(cell: dict, data, data_config: DataConfig, preset: str,
+                      device: torch.device) -> dict:
+    """Everything but the metrics (:func:`bench.grid.records.base_record`, mode ``evaluate``):
+    both sides' provenance (``trained_on``, ``evaluated_on``), and a config hash of what decides
+    the numbers (the checkpoint's bytes, the test data's options)."""
     trained, name = cell["record"], cell["record"]["model"]
     checkpoint = None
     if cell["checkpoint"] is not None:
@@ -214,24 +276,18 @@ def base_record(cell: dict, data, data_config, preset: str, device: torch.device
     config = {"model": trained["config"]["model"], "data": dataclasses.asdict(data_config),
               "trained": {k: trained_on[k] for k in ("dataset", "preset", "config_hash")}
               | {"checkpoint_sha256": cell["sha256"]}}
-    train = _train_config(trained)
-    spec = models.get_spec(name)
-    return {
-        "mode": MODE, "model": name, "family": spec.family, "paper": spec.paper,
-        "seed": trained["seed"], "dataset": data.name, "dataset_info": data.describe(),
-        "preset": preset, "trained_on": trained_on,
-        "evaluated_on": {"dataset": data.name, "preset": preset, "in_len": data.in_len,
-                         "out_len": data.out_len, "test_clips": len(data.test)},
-        "config": config, "config_hash": config_hash(config),
-        **run_fields(device, train),
-    }
+    record = base_record(MODE, name, trained["seed"], data, preset, config, device,
+                         _train_config(trained))
+    record["trained_on"] = trained_on
+    record["evaluated_on"] = {"dataset": data.name, "preset": preset, "in_len": data.in_len,
+                              "out_len": data.out_len, "test_clips": len(data.test)}
+    return record
 
 
 def run_evaluation(cell: dict, data, device: torch.device) -> dict:
     """The checkpoint's model on ``data.test``, at the training run's precision and batch size;
-    a failure is returned as the record's status and error."""
-    trained = cell["record"]
-    train = _train_config(trained)
+    a failure is returned as the record's status and error (bench.grid.records.failure)."""
+    train = _train_config(cell["record"])
     started = time.perf_counter()
     out = {"status": "ok", "error": None, "metrics": None}
     try:
@@ -240,9 +296,8 @@ def run_evaluation(cell: dict, data, device: torch.device) -> dict:
                           train.eval_batch_size, train.amp, per_clip=True)
         check_finite_metrics(result)
         out["metrics"] = result
-    except Exception as error:  # recorded, as the runner records a cell's failure
-        out.update(status="failed", error=f"{type(error).__name__}: {error}",
-                   traceback=traceback.format_exc(limit=8))
+    except Exception as error:  # recorded, as the grid records a cell's failure
+        out.update(failure(error))
     finally:
         model = None  # noqa: F841
         free_memory(device)
@@ -270,24 +325,14 @@ def _train_config(record: dict) -> TrainConfig:
     return TrainConfig(**{k: v for k, v in record["config"]["train"].items() if k in names})
 
 
-def load_test_data(config, data_root, cache_dir):
-    try:
-        return load_data(config, data_root, cache_dir)
-    except (ValueError, KeyError):
-        raise
-    except Exception as error:  # unreadable or corrupt files
-        where = f" from --data-root {data_root!r}" if data_root else ""
-        raise ValueError(f"cannot load dataset {config.dataset!r}{where}: "
-                         f"{type(error).__name__}: {error}") from None
-
-
-def train_command(args, records: list[dict]) -> str:
-    """The training command of a missing cell ({model}, {seed} to fill in)."""
+def train_command(records: list[dict], from_dataset: str, from_preset: str, out: str) -> str:
+    """The training command of a missing cell ({model}, {seed} to fill in): the dataset the
+    store's training records name (else ``from_dataset``), the preset, the results root."""
     names = {r["config"]["data"]["dataset"] for r in records if r["mode"] == "train"}
-    dataset = names.pop() if len(names) == 1 else args.from_dataset
-    out = "" if args.out == "results" else f" --out {args.out}"
+    dataset = names.pop() if len(names) == 1 else from_dataset
+    out = "" if out == "results" else f" --out {out}"
     return (f"python run_bench.py --models {{model}} --dataset {dataset} --preset "
-            f"{args.from_preset} --seeds {{seed}}{out}")
+            f"{from_preset} --seeds {{seed}}{out}")
 
 
 def _differences(records: list[dict]) -> str:
