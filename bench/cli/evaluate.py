@@ -9,7 +9,9 @@ import datasets
 import models
 
 from ..config import PRESETS
-from ..grid.cross_eval import EvaluationRequest, evaluate_cells, find_cells, load_target
+from ..grid.cross_eval import evaluate_cells, load_target
+from ..grid.request import EvaluationRequest
+from ..grid.trained import find_cells
 from ..runtime.device import resolve_device
 from ..store import ResultsStore
 from .checks import check_dataset_config, check_writable, model_patterns

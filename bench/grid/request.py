@@ -1,6 +1,6 @@
-"""What a run of the grid is asked to do (RunRequest), and where its data and results are: the
-data configuration for a dataset, loading the data, a model's constructor arguments, the results
-folder and the folders a run writes in it."""
+"""What a run is asked to do (RunRequest for the grid, EvaluationRequest for ``evaluate``) and
+where its data and results are: the data configuration for a dataset, loading the data, a
+model's constructor arguments, the results folder and the folders a run writes in it."""
 from __future__ import annotations
 
 import inspect
@@ -20,6 +20,9 @@ from .checks import safe_component
 
 @dataclass
 class RunRequest:
+    """What ``run_bench.py`` (the main command) is asked to do: the grid of ``models`` x ``seeds``
+    at ``preset`` on ``device``, written below ``out_root``."""
+
     models: list[str]
     preset: Preset
     seeds: list[int]
@@ -37,6 +40,36 @@ class RunRequest:
     match: MatchTarget | None = None  # scale every model's width to this size (bench.cost.match)
     reference: str | None = None  # the model the report compares every other with
     lpips: bool = False  # also compute LPIPS (AlexNet) on the test set when it can (bench.evaluation.lpips)
+
+
+@dataclass
+class EvaluationRequest:
+    """What ``run_bench.py evaluate`` is asked to do: which trained cells (``models`` x ``seeds``
+    trained on ``from_dataset`` at ``from_preset``, of configuration ``from_hash`` where several
+    were trained), the data to test them on (``dataset`` at ``preset``, default ``from_preset``,
+    with ``in_len``/``out_len``), and where (``out``: the results root as the user gave it)."""
+    models: list[str]
+    seeds: list[int]
+    dataset: str
+    device: torch.device
+    out: str = "results"
+    from_dataset: str = "mmnist"
+    from_preset: str = "quick"
+    from_hash: str | None = None
+    preset: str | None = None
+    in_len: int | None = None
+    out_len: int | None = None
+    data_root: str | None = None
+    cache_dir: str = ".cache/datasets"
+    rerun: bool = False
+
+    @property
+    def out_root(self) -> Path:
+        return Path(self.out)
+
+    @property
+    def target_preset(self) -> str:
+        return self.preset or self.from_preset
 
 
 def preset_data(data: DataConfig, dataset: str) -> DataConfig:
