@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import bench.grid.runner  # noqa: E402
+import bench.grid.costs  # noqa: E402
 import bench.train.loop  # noqa: E402
 from bench.runtime import distributed  # noqa: E402
 
@@ -30,7 +30,7 @@ def _stub_cost(model, *args, **kwargs):
     return {"params": params, **({"train_flops_per_seq": 2.0 * params} if TRAIN_FLOPS else {})}
 
 
-bench.grid.runner.profile_model = _stub_cost
+bench.grid.costs.profile_model = _stub_cost
 
 CRASH_AFTER = int(os.environ.get("BENCH_TEST_CRASH_AFTER", "0"))
 SIGNAL_AFTER, SIGNAL_RANK, SIGNAL_NAME = (os.environ.get("BENCH_TEST_SIGNAL_AFTER") or "0:0:-").split(":")

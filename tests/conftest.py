@@ -31,9 +31,9 @@ def temporary_model():
 @pytest.fixture
 def no_profile(monkeypatch):
     """Cost profiling stubbed out (parameters only): a CLI run in seconds."""
-    import bench.grid.runner
+    import bench.grid.costs
 
-    monkeypatch.setattr(bench.grid.runner, "profile_model", lambda model, *a, **k: {
+    monkeypatch.setattr(bench.grid.costs, "profile_model", lambda model, *a, **k: {
         "params": sum(p.numel() for p in model.parameters())})
 
 

@@ -67,11 +67,11 @@ def test_a_failed_append_truncates_the_store_back(tmp_path, monkeypatch):
 
 def test_a_full_disk_stops_the_run_with_one_line_and_records_nothing(tmp_path, monkeypatch,
                                                                      capsys):
-    import bench.grid.runner
+    import bench.grid.costs
     import bench.train.loop
     from bench.cli.main import main
 
-    monkeypatch.setattr(bench.grid.runner, "profile_model", lambda model, *a, **k: {"params": 1})
+    monkeypatch.setattr(bench.grid.costs, "profile_model", lambda model, *a, **k: {"params": 1})
 
     @contextlib.contextmanager
     def full(path, mode="wb", **options):

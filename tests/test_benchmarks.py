@@ -9,7 +9,7 @@ import torch
 
 import models
 from bench.config import TrainConfig, get_preset
-from bench.grid.runner import model_config
+from bench.grid.request import model_config
 from bench.train.loss import sequence_loss
 
 SMOKE = get_preset("smoke")

@@ -4,7 +4,7 @@ import statistics
 
 import pytest
 
-import bench.grid.runner
+import bench.grid.costs
 import bench.train.loop
 from bench.cli.main import main
 from bench.store import ResultsStore
@@ -17,7 +17,7 @@ MIN_LR = 1e-6
 @pytest.fixture
 def no_profile(monkeypatch):
     """Cost profiling stubbed out; a fixed per-sequence FLOP count (2 per parameter)."""
-    monkeypatch.setattr(bench.grid.runner, "profile_model", lambda model, *a, **k: {
+    monkeypatch.setattr(bench.grid.costs, "profile_model", lambda model, *a, **k: {
         "params": sum(p.numel() for p in model.parameters()),
         "train_flops_per_seq": 2.0 * sum(p.numel() for p in model.parameters())})
 
@@ -135,14 +135,15 @@ def test_budgeted_shards_each_finish_under_the_budget_and_merge_into_one_report(
 
 def test_the_budget_is_part_of_the_configuration_hash(tmp_path, cache, no_profile):
     from bench.cli.run import build_parser, make_request
-    from bench.grid.runner import _base_record, load_data
+    from bench.grid.records import cell_record
+    from bench.grid.request import load_data
 
     def record(*extra):
         args = build_parser().parse_args(["--preset", "smoke", "--models", "convlstm",
                                           "--out", str(tmp_path), *extra])
         request = make_request(args)
         data = load_data(request.preset.data, None, str(cache))
-        return _base_record("convlstm", 0, request, data)
+        return cell_record("convlstm", 0, request, data)
 
     plain, steps, flops = record(), record("--budget", "steps=5"), record("--budget", "flops=5")
     assert len({plain["config_hash"], steps["config_hash"], flops["config_hash"]}) == 3

@@ -17,11 +17,11 @@ CELL_ARGS = ["--preset", "smoke", "--models", "convlstm", "--epochs", "1", "--st
 def run(tmp_path, monkeypatch, capsys):
     """``run(*args) -> (exit code, stdout + stderr)``: the CLI in this process, profiling
     stubbed and no report (seconds each)."""
-    import bench.grid.runner
+    import bench.grid.costs
     import bench.report
     from bench.cli.main import main
 
-    monkeypatch.setattr(bench.grid.runner, "profile_model", lambda model, *a, **k: {"params": 1})
+    monkeypatch.setattr(bench.grid.costs, "profile_model", lambda model, *a, **k: {"params": 1})
     monkeypatch.setattr(bench.report, "write_report", lambda folder, **options: (
         folder / "summary.md").write_text(""))
 

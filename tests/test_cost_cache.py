@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-import bench.grid.runner
+import bench.grid.costs
 import bench.report
 from bench.cli.main import main
 from bench.cost.estimate import remaining_line
@@ -25,7 +25,7 @@ def run(tmp_path, monkeypatch):
 
     def report(folder, **options):
         (Path(folder) / "summary.md").write_text("")
-    monkeypatch.setattr(bench.grid.runner, "profile_model", profile)
+    monkeypatch.setattr(bench.grid.costs, "profile_model", profile)
     monkeypatch.setattr(bench.report, "write_report", report)
 
     def run_cli(*args):
@@ -72,13 +72,13 @@ def test_a_cost_training_contradicts_is_dropped_and_the_estimate_refreshed(run, 
 
 
 def test_a_cost_training_agrees_with_is_kept(tmp_path):
-    cache = bench.grid.runner.cost_cache_path(tmp_path, "convlstm", "abc")
+    cache = bench.grid.costs.cost_cache_path(tmp_path, "convlstm", "abc")
     cache.parent.mkdir()
     cache.write_text("{}")
     record = {"model": "convlstm", "config_hash": "abc", "train": {"iteration_s": 0.3},
               "estimate": {"iteration_s": 0.2}}
     logged, ratios = [], {}
-    bench.grid.runner._check_cost(record, tmp_path, logged.append, ratios)
+    bench.grid.costs.check_cost(record, tmp_path, logged.append, ratios)
     assert cache.exists() and logged == [] and ratios == {"convlstm": pytest.approx(1.5)}
 
 

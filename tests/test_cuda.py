@@ -9,7 +9,7 @@ import models
 from bench.config import get_preset
 from bench.cost.profiling import measure_speed
 from bench.evaluation.loop import evaluate
-from bench.grid.runner import load_data, model_config
+from bench.grid.request import load_data, model_config
 from bench.runtime.memory import PeakMemory
 from bench.train.loop import Trainer
 

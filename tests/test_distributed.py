@@ -78,7 +78,7 @@ def one_process(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Trainer, "training_step", step_and_record)
-        patch.setattr("bench.grid.runner.profile_model", lambda model, *a, **k: {
+        patch.setattr("bench.grid.costs.profile_model", lambda model, *a, **k: {
             "params": sum(p.numel() for p in model.parameters())})
         patch.setattr("bench.report.write_report",
                       lambda folder, **options: (Path(folder) / "summary.md").write_text(""))
@@ -231,7 +231,7 @@ def test_a_flop_budget_under_torchrun_spends_what_one_process_does(tmp_path):
     extra = ["--models", "convlstm", "--budget", f"flops={budget}"]
     one = tmp_path / "one"
     with pytest.MonkeyPatch.context() as patch:  # stubbed as FAST is with BENCH_TEST_TRAIN_FLOPS
-        patch.setattr("bench.grid.runner.profile_model", lambda model, *a, **k: {
+        patch.setattr("bench.grid.costs.profile_model", lambda model, *a, **k: {
             "params": sum(p.numel() for p in model.parameters()),
             "train_flops_per_seq": 2.0 * sum(p.numel() for p in model.parameters())})
         patch.setattr("bench.report.write_report",

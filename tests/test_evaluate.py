@@ -5,14 +5,14 @@ from pathlib import Path
 import pytest
 import torch
 
-import bench.grid.runner
+import bench.grid.costs
 import bench.report
 import models
 from bench.cli.main import main
 from bench.config import get_preset
 from bench.evaluation.loop import evaluate
 from bench.grid.cross_eval import check_fits
-from bench.grid.runner import load_data
+from bench.grid.request import load_data
 from bench.store import ResultsStore
 
 TRAINED = "mmnist-embedded-32px"  # smoke: embedded digits, 32x32 frames, 4 -> 4
@@ -31,7 +31,7 @@ def _empty_report(folder, **options):
 def train(out, cache, *args):
     """The training CLI at the smoke preset, cost profiling and the report stubbed out."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(bench.grid.runner, "profile_model", _no_profile)
+        patch.setattr(bench.grid.costs, "profile_model", _no_profile)
         patch.setattr(bench.report, "write_report", _empty_report)
         return main(["--preset", "smoke", "--out", str(out), "--cache-dir", str(cache),
                      "--no-progress", *args])

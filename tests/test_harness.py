@@ -118,10 +118,10 @@ def test_rebuilding_a_report_writes_the_same_bytes(run, tmp_path):
 
 
 def test_profile_only_run_writes_cost_tables(run, tmp_path, capsys, monkeypatch):
-    import bench.grid.runner
+    import bench.grid.costs
     cost = {"params": 0, "used_params": 0, "gmacs_fvcore": 0.0, "train_seq_s": 0.0,
             "infer_seq_s": 100.0, "train_peak_mb": 0.0, "infer_peak_mb": 1.0}
-    monkeypatch.setattr(bench.grid.runner, "profile_model", lambda *a, **k: dict(cost))
+    monkeypatch.setattr(bench.grid.costs, "profile_model", lambda *a, **k: dict(cost))
     assert run("--models", "persistence", "--profile-only") == 0
     assert "| persistence" in capsys.readouterr().out  # the table is still printed
     folder = folder_of(tmp_path)

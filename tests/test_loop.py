@@ -8,7 +8,7 @@ import torch
 
 import models
 from bench.config import get_preset
-from bench.grid.runner import load_data, model_config
+from bench.grid.request import load_data, model_config
 from bench.train.loop import Trainer
 
 SMOKE = get_preset("smoke")

@@ -3,12 +3,13 @@ from types import SimpleNamespace
 
 import pytest
 
-import bench.grid.runner
+import bench.grid.costs
 import models
 from bench.cli.main import main
 from bench.config import get_preset
 from bench.cost.match import match_width, parse_match, size
-from bench.grid.runner import RunRequest, match_sizes, model_config
+from bench.grid.request import RunRequest, model_config
+from bench.grid.sizes import match_sizes
 from bench.store import ResultsStore
 
 
@@ -61,7 +62,7 @@ def test_at_smoke_sizes_the_chosen_width_is_the_closest_possible(by):
 
 def test_a_matched_run_records_target_width_and_count_and_the_report_shows_them(
         tmp_path, monkeypatch):
-    monkeypatch.setattr(bench.grid.runner, "profile_model", lambda model, *a, **k: {
+    monkeypatch.setattr(bench.grid.costs, "profile_model", lambda model, *a, **k: {
         "params": sum(p.numel() for p in model.parameters())})
     assert main(["--preset", "smoke", "--models", "convlstm", "persistence", "--epochs", "1",
                  "--steps", "1", "--match", "params=modernn", "--out", str(tmp_path / "r"),

@@ -122,7 +122,7 @@ def test_meta_parameter_count_equals_a_real_build(name):
     from types import SimpleNamespace
 
     from bench.config import get_preset
-    from bench.grid.runner import model_config
+    from bench.grid.request import model_config
     frame = SimpleNamespace(channels=1, height=32, width=32, in_len=4, out_len=4)
     config = model_config(name, get_preset("smoke"), frame, {})
     real = sum(p.numel() for p in models.create_model(name, **config).parameters())

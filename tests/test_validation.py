@@ -5,7 +5,8 @@ import warnings
 import numpy as np
 import pytest
 
-import bench.grid.runner
+import bench.cli.run
+import bench.grid.costs
 from bench.cli.main import main
 from bench.store import ResultsStore, one_line, record_problem
 
@@ -76,7 +77,7 @@ NON_FINITE = {
 
 @pytest.mark.parametrize("override", sorted(NON_FINITE))
 def test_non_finite_options_are_refused_up_front(run, capsys, override, monkeypatch):
-    monkeypatch.setattr(bench.grid.runner, "run_grid", lambda *a, **k: pytest.fail("ran the grid"))
+    monkeypatch.setattr(bench.cli.run, "run_grid", lambda *a, **k: pytest.fail("ran the grid"))
     assert run("--models", "persistence", "--set", override) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and NON_FINITE[override] in err, err
@@ -90,7 +91,7 @@ def test_a_non_finite_model_argument_is_refused(run, capsys):
 
 @pytest.mark.parametrize("seed", ["-1", "4294967296"])
 def test_a_seed_numpy_cannot_take_is_refused_before_any_work(run, capsys, seed, monkeypatch):
-    monkeypatch.setattr(bench.grid.runner, "run_grid", lambda *a, **k: pytest.fail("ran the grid"))
+    monkeypatch.setattr(bench.cli.run, "run_grid", lambda *a, **k: pytest.fail("ran the grid"))
     assert run("--models", "persistence", "--seeds", "0", seed) == 2
     assert f"error: --seeds {seed}: accepted: integers from 0 to 4294967295" in \
         capsys.readouterr().err
@@ -134,7 +135,7 @@ def test_a_multi_line_error_keeps_its_markdown_table_row(tmp_path):
 
 # ------------------------------------------------------------------ folders the run writes
 def test_an_output_under_proc_is_refused_before_any_work(run, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(bench.grid.runner, "run_grid", lambda *a, **k: pytest.fail("ran the grid"))
+    monkeypatch.setattr(bench.cli.run, "run_grid", lambda *a, **k: pytest.fail("ran the grid"))
     assert main(["--preset", "smoke", "--models", "persistence", "--out", "/proc/stbench"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: output folder '/proc/stbench' cannot be written (a new file "
@@ -144,7 +145,7 @@ def test_an_output_under_proc_is_refused_before_any_work(run, tmp_path, capsys, 
 @pytest.mark.parametrize("part", ["cost_cache", "examples", "checkpoints"])
 def test_a_run_folder_that_cannot_be_written_is_refused_before_profiling(run, tmp_path, capsys,
                                                                           monkeypatch, part):
-    monkeypatch.setattr(bench.grid.runner, "run_grid", lambda *a, **k: pytest.fail("ran the grid"))
+    monkeypatch.setattr(bench.cli.run, "run_grid", lambda *a, **k: pytest.fail("ran the grid"))
     store = tmp_path / "results" / SMOKE
     store.mkdir(parents=True)
     (store / part).write_text("not a folder")  # as root, permission bits cannot stop a write
@@ -157,7 +158,7 @@ def test_a_run_folder_that_cannot_be_written_is_refused_before_profiling(run, tm
 def test_a_cost_cache_that_cannot_be_written_is_a_warning(run, tmp_path, capsys, monkeypatch):
     def refuse(path, content):
         raise OSError(30, "Read-only file system")
-    monkeypatch.setattr(bench.grid.runner, "_write_json", refuse)
+    monkeypatch.setattr(bench.grid.costs, "write_json", refuse)
     assert run("--models", "persistence") == 0
     out = capsys.readouterr().out
     assert "warning: cost of persistence not cached (" in out and "Read-only file system" in out
@@ -326,7 +327,7 @@ def test_a_cpu_allocation_failure_is_labelled_out_of_memory(run, tmp_path, tempo
 
 def test_a_dataset_cache_deleted_mid_run_is_still_read(tmp_path):
     from bench.config import get_preset
-    from bench.grid.runner import load_data
+    from bench.grid.request import load_data
     data = load_data(get_preset("smoke").data, None, str(tmp_path / "cache"))
     removed = list((tmp_path / "cache").glob("*.h5"))
     assert len(removed) == 2

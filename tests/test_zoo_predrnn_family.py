@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.config import get_preset
-from bench.grid.runner import model_config
+from bench.grid.request import model_config
 from models.mim import MIM, MIMBlock, mim
 from models.predrnn import SpatioTemporalLSTMCell
 from models.predrnnpp import CausalLSTMCell, GradientHighwayUnit, PredRNNpp, predrnnpp

@@ -8,16 +8,10 @@ from pathlib import Path
 import datasets
 import models
 
-from ..config import PRESETS, get_preset
-from ..grid.cross_eval import (
-    check_fits,
-    evaluate_cells,
-    find_cell,
-    load_test_data,
-    target_config,
-    train_command,
-    training_store,
-)
+from ..config import PRESETS
+from ..grid.cross_eval import evaluate_cells, load_target
+from ..grid.request import EvaluationRequest
+from ..grid.trained import find_cells
 from ..runtime.device import resolve_device
 from ..store import ResultsStore
 from .checks import check_dataset_config, check_writable, model_patterns
@@ -70,38 +64,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def make_request(args: argparse.Namespace) -> EvaluationRequest:
+    """The parsed options as a request (the device resolved, the model patterns expanded)."""
+    device = resolve_device(args.device)
+    return EvaluationRequest(
+        models=models.list_models(model_patterns(args.models)), seeds=args.seeds,
+        dataset=args.dataset, device=device, out=args.out,
+        from_dataset=args.from_dataset, from_preset=args.from_preset, from_hash=args.from_hash,
+        preset=args.preset, in_len=args.in_len, out_len=args.out_len, data_root=args.data_root,
+        cache_dir=args.cache_dir, rerun=args.rerun)
+
+
 def main(argv: list[str]) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # bad arguments (one line already printed) or --help
         return exit_.code
     try:
-        device = resolve_device(args.device)
-        out_root = Path(args.out)
-        names = models.list_models(model_patterns(args.models))
-        folder = training_store(out_root, args.from_dataset, args.from_preset)
-        records = ResultsStore(folder).records()
-        command = train_command(args, records)
-        problems, cells = [], []
-        for name in names:
-            for seed in args.seeds:
-                try:
-                    cells.append(find_cell(records, folder, name, seed, args, command))
-                except ValueError as error:
-                    problems.append(str(error))
-        if problems:
-            raise ValueError("\n".join(problems))
+        request = make_request(args)
+        cells = find_cells(request)
         if args.dataset_config:
             check_dataset_config(args.dataset_config)
-            args.dataset = datasets.register_config(args.dataset_config)
-        preset = get_preset(args.preset or args.from_preset)
-        data_config = target_config(preset, args)
-        data = load_test_data(data_config, args.data_root, args.cache_dir)
-        for cell in cells:
-            check_fits(cell, data)
-        check_writable(out_root)
+            request.dataset = datasets.register_config(args.dataset_config)
+        data_config, data = load_target(request, cells)
+        check_writable(request.out_root)
     except (ValueError, KeyError, OSError) as error:
         print("\n".join(f"error: {line}" for line in str(error).splitlines()), file=sys.stderr)
         return 2
-    target = out_root / data.name / preset.name
-    return evaluate_cells(cells, data, data_config, preset.name, target, device, args.rerun)
+    folder, failed = evaluate_cells(cells, data, data_config, request)
+    print_report(folder)
+    return 1 if failed else 0
+
+
+def print_report(folder: Path) -> None:
+    """Writes the target store's report and prints its cross-dataset table and the folder."""
+    from ..report import write_report  # pandas and seaborn take seconds to import
+    from ..report.cross_eval import cross_eval_markdown, latest_evaluations
+    print(f"report: {write_report(folder)}")
+    evaluations = latest_evaluations(ResultsStore(folder).records())
+    if evaluations:
+        print(cross_eval_markdown(evaluations))
+    print(f"results: {folder}")

@@ -13,18 +13,10 @@ import models
 from ..config import TrainConfig, apply_overrides, get_preset, parse_override
 from ..cost.match import parse_match
 from ..grid.checks import check_model_args, check_seeds, check_train_overrides, safe_component
-from ..grid.request import preset_data
-from ..grid.runner import (
-    RUN_FOLDERS,
-    GridInterrupted,
-    RunRequest,
-    load_data,
-    match_target,
-    model_config,
-    out_folder,
-    run_grid,
-)
+from ..grid.request import RUN_FOLDERS, RunRequest, load_data, model_config, out_folder, preset_data
+from ..grid.runner import GridInterrupted, run_grid
 from ..grid.shards import parse_shard
+from ..grid.sizes import match_target
 from ..runtime import distributed
 from ..runtime.device import resolve_device
 from ..runtime.files import DiskFullError, disk_full, no_space

@@ -24,7 +24,7 @@ import torch
 import models
 
 from ..config import get_preset
-from ..grid.runner import model_config
+from ..grid.request import model_config
 from ..runtime.clock import duration
 from ..runtime.device import configure_device, resolve_device, synchronize
 from ..runtime.provenance import device_name
