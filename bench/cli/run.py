@@ -13,7 +13,14 @@ import models
 from ..config import TrainConfig, apply_overrides, get_preset, parse_override
 from ..cost.match import parse_match
 from ..grid.checks import check_model_args, check_seeds, check_train_overrides, safe_component
-from ..grid.request import RUN_FOLDERS, RunRequest, load_data, model_config, out_folder, preset_data
+from ..grid.request import (
+    RUN_FOLDERS,
+    RunRequest,
+    load_data_or_explain,
+    model_config,
+    out_folder,
+    preset_data,
+)
 from ..grid.runner import GridInterrupted, run_grid
 from ..grid.shards import parse_shard
 from ..grid.sizes import match_target
@@ -112,14 +119,7 @@ def list_models_table(fmt: str) -> str:
 def check_models_fit(request: RunRequest) -> None:
     """Build each model once for the data's frame shape, so a configuration that cannot work
     (e.g. a patch size that does not divide the frame size) is a clear error before training."""
-    try:
-        data = load_data(request.preset.data, request.data_root, request.cache_dir)
-    except (ValueError, KeyError):
-        raise
-    except Exception as error:  # unreadable or corrupt files: OSError, EOFError, zlib.error...
-        where = f" from --data-root {request.data_root!r}" if request.data_root else ""
-        raise ValueError(f"cannot load dataset {request.preset.data.dataset!r}{where}: "
-                         f"{type(error).__name__}: {error}") from None
+    data = load_data_or_explain(request.preset.data, request.data_root, request.cache_dir)
     for name in request.models:
         safe_component(name, "model name")
         check_model_args(name, models.get_spec(name).build, request.model_args)

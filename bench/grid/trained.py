@@ -3,11 +3,11 @@ record in the store it was trained in, its checkpoint and that file's sha256; wh
 missing one."""
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import models
+from datasets.core.digests import file_digest
 
 from ..store import RECORDS_FILE, ResultsStore
 from .checks import safe_component
@@ -86,7 +86,7 @@ def find_cell(records: list[dict], folder: Path, name: str, seed: int, preset: s
         raise ValueError(f"the checkpoint of {name} seed {seed} (config {record['config_hash']}, "
                          f"trained {record.get('finished_at')}) is missing: {path}; train it again "
                          f"with: {train} --rerun")
-    return {"record": record, "folder": folder, "checkpoint": path, "sha256": _sha256(path)}
+    return {"record": record, "folder": folder, "checkpoint": path, "sha256": file_digest(path)}
 
 
 def _with_hash(finished: list[dict], wanted: str | None, name: str, seed: int,
@@ -142,10 +142,3 @@ def _flatten(config: dict, prefix: str = "") -> dict:
             out[f"{prefix}{key}"] = value
     return out
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
