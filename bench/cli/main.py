@@ -30,7 +30,7 @@ from ..runtime.device import resolve_device
 from ..runtime.files import DiskFullError, disk_full, no_space
 from ..store import RECORDS_FILE, ResultsStore
 from ..train.budget import parse_budget
-from ..train.loop import exit_code, sigterm_as_ctrl_c, stopped_by
+from ..train.signals import exit_code, sigterm_as_ctrl_c, stopped_by
 from .options import Parser, add_option
 
 

@@ -41,7 +41,8 @@ from ..runtime.device import resolve_device
 from ..runtime.memory import free_memory
 from ..runtime.provenance import run_fields
 from ..store import RECORDS_FILE, ResultsStore, cell_key
-from ..train.loop import check_finite_metrics, load_checkpoint
+from ..train.checkpoint import load_checkpoint
+from ..train.divergence import check_finite_metrics
 from .checks import safe_component
 from .runner import checkpoint_dir, load_data
 

@@ -32,14 +32,10 @@ from ..runtime.precision import describe_precision
 from ..runtime.provenance import run_fields
 from ..store import ResultsStore, cell_key
 from ..train.budget import Budget, plan_budget
-from ..train.loop import (
-    DamagedCheckpoint,
-    Interrupted,
-    Trainer,
-    check_finite_metrics,
-    is_trainable,
-    stopped_by,
-)
+from ..train.checkpoint import DamagedCheckpoint
+from ..train.divergence import check_finite_metrics
+from ..train.loop import Trainer, is_trainable
+from ..train.signals import Interrupted, stopped_by
 from . import claims
 from .checks import safe_component
 from .shards import shard_cells
