@@ -68,7 +68,7 @@ def test_a_failed_append_truncates_the_store_back(tmp_path, monkeypatch):
 def test_a_full_disk_stops_the_run_with_one_line_and_records_nothing(tmp_path, monkeypatch,
                                                                      capsys):
     import bench.grid.costs
-    import bench.train.loop
+    import bench.train.checkpoint
     from bench.cli.main import main
 
     monkeypatch.setattr(bench.grid.costs, "profile_model", lambda model, *a, **k: {"params": 1})
@@ -78,7 +78,7 @@ def test_a_full_disk_stops_the_run_with_one_line_and_records_nothing(tmp_path, m
         raise atomic.disk_full(path, OSError(errno.ENOSPC, "No space left on device"))
         yield  # pragma: no cover
 
-    monkeypatch.setattr(bench.train.loop, "atomic_open", full)
+    monkeypatch.setattr(bench.train.checkpoint, "atomic_open", full)
     code = main(["--preset", "smoke", "--models", "convlstm", "--epochs", "1", "--steps", "2",
                  "--set", "checkpoint_every_steps=1", "--out", str(tmp_path / "out"),
                  "--cache-dir", str(tmp_path / "cache"), "--no-progress"])

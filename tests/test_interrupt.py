@@ -12,7 +12,7 @@ import pytest
 
 from bench.cli.main import main
 from bench.store import ResultsStore
-from bench.train.loop import Terminated, _StopOnSignal, exit_code, sigterm_as_ctrl_c
+from bench.train.signals import StopOnSignal, Terminated, exit_code, sigterm_as_ctrl_c
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ROOT / "tests" / "_fast_run_bench.py"  # run_bench.py with cost profiling stubbed out
@@ -73,7 +73,7 @@ def test_sigterm_outside_training_ends_the_run_in_one_line_with_exit_143(monkeyp
 def test_a_second_sigterm_in_training_acts_at_once():
     """The first SIGTERM asks the loop to stop at the iteration's end; a second one raises
     Terminated at once (as a second Ctrl-C raises KeyboardInterrupt)."""
-    with sigterm_as_ctrl_c(), _StopOnSignal() as stop:
+    with sigterm_as_ctrl_c(), StopOnSignal() as stop:
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(0.1)
         assert stop.signum == signal.SIGTERM and stop.by == "SIGTERM"

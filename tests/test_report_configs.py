@@ -10,7 +10,7 @@ from test_report import record
 from bench.report import plots, write_report
 from bench.report.aggregate import accuracy_frame, configurations, cost_frame
 from bench.store import ResultsStore
-from bench.train.loop import _Chunks
+from bench.train.loop import TimingChunks
 
 
 def configured(model, seed, mse, config_hash="epochs", budget=None, match=None,
@@ -218,7 +218,7 @@ def test_a_profile_only_table_labels_its_training_throughput():
 
 
 def test_iteration_quartiles_of_the_loop():
-    chunks = _Chunks()
+    chunks = TimingChunks()
     assert chunks.quartiles() is None
     chunks.times = [0.1]
     assert chunks.quartiles() == [0.1, 0.1]

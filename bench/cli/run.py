@@ -29,7 +29,7 @@ from ..runtime.device import resolve_device
 from ..runtime.files import DiskFullError, disk_full, no_space
 from ..store import ResultsStore
 from ..train.budget import parse_budget
-from ..train.loop import exit_code, sigterm_as_ctrl_c, stopped_by
+from ..train.signals import exit_code, sigterm_as_ctrl_c, stopped_by
 from .checks import check_dataset_config, check_writable, model_patterns
 from .options import Parser, add_option
 

@@ -20,7 +20,9 @@ from ..runtime import files as atomic
 from ..runtime.files import DiskFullError
 from ..runtime.memory import free_memory
 from ..train.budget import plan_budget
-from ..train.loop import DamagedCheckpoint, Trainer, check_finite_metrics, is_trainable
+from ..train.checkpoint import DamagedCheckpoint
+from ..train.divergence import check_finite_metrics
+from ..train.loop import Trainer, is_trainable
 from .checks import safe_component
 from .records import failure
 from .request import RunRequest, checkpoint_dir

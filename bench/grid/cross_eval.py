@@ -32,7 +32,8 @@ from ..evaluation.loop import evaluate
 from ..runtime.clock import now
 from ..runtime.memory import free_memory
 from ..store import RECORDS_FILE, ResultsStore, cell_key
-from ..train.loop import check_finite_metrics, load_checkpoint
+from ..train.checkpoint import load_checkpoint
+from ..train.divergence import check_finite_metrics
 from .records import base_record, failure
 from .request import EvaluationRequest, load_data_or_explain, preset_data
 

@@ -11,7 +11,7 @@ from ..runtime import distributed
 from ..runtime.clock import duration, now
 from ..runtime.precision import describe_precision
 from ..store import ResultsStore, cell_key
-from ..train.loop import Interrupted, stopped_by
+from ..train.signals import Interrupted, stopped_by
 from . import claims
 from .cells import load_lpips, run_cell
 from .costs import check_cost, log_estimates, measure_costs
@@ -25,7 +25,7 @@ CLAIM_POLL_S = 1.0  # how often a run waiting for another's cell looks again
 
 class GridInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM during the grid: the message says where it stopped and how to resume;
-    ``signum``: which signal (the exit status is 128 + it, bench.train.loop.exit_code)."""
+    ``signum``: which signal (the exit status is 128 + it, bench.train.signals.exit_code)."""
 
     def __init__(self, message: str, signum: int = signal.SIGINT):
         super().__init__(message)

@@ -1,17 +1,19 @@
-"""The shared training loop: one loop for every model; models own the math, the loop the schedule."""
+"""The shared training loop: one loop for every model; models own the math, the loop the schedule.
+
+The loop composes what it needs: a plan (bench.train.plans: the preset's epochs or a budget),
+checkpoints (bench.train.checkpoint: how they are written and read, and when one is due), the
+optimizer and scheduler (bench.train.optim), stopping on a signal (bench.train.signals), and
+the divergence check (bench.train.divergence). It keeps the progress lines and the timing of
+iterations.
+"""
 from __future__ import annotations
 
-import contextlib
 import math
-import random
-import signal
 import statistics
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -21,89 +23,15 @@ from ..runtime import distributed
 from ..runtime.clock import duration
 from ..runtime.compile import compile_model
 from ..runtime.device import to_device
-from ..runtime.files import atomic_open, move_aside
 from ..runtime.precision import autocast
 from .budget import BudgetPlan
+from .checkpoint import Checkpointer, PeriodicCheckpointer
+from .divergence import DivergedError
 from .loss import sequence_loss
+from .optim import make_optimizer, make_scheduler
 from .plans import BudgetRun, EpochPlan
 from .sampling import truth_mask
-
-
-class DivergedError(RuntimeError):
-    """The training loss became NaN or infinite."""
-
-
-def check_finite_metrics(result: dict) -> None:
-    """Raises DivergedError when a headline test metric is NaN or infinite."""
-    if not all(math.isfinite(v) for v in result["headline"].values()
-               if isinstance(v, (int, float))):
-        raise DivergedError(f"non-finite test metrics {result['headline']}")
-
-
-class DamagedCheckpoint(RuntimeError):
-    """A checkpoint file that cannot be read back (truncated, overwritten, not ours)."""
-
-
-CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "history", "best")
-
-
-def load_checkpoint(path: Path, device, keys: tuple = CHECKPOINT_KEYS) -> dict:
-    """A checkpoint read with ``weights_only=True`` (no pickled code ever runs); a file that
-    cannot be read, or lacks ``keys``, is a DamagedCheckpoint naming it. torch's own message
-    is cut to its first sentence: its advice to load with ``weights_only=False`` is unsafe for a
-    file of unknown origin and is never passed on."""
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:
-        raise DamagedCheckpoint(f"{path} is damaged or not a checkpoint: "
-                                f"{_load_failure(error)}") from None
-    missing = [key for key in keys if not isinstance(state, dict) or key not in state]
-    if missing:
-        raise DamagedCheckpoint(f"{path} is not a checkpoint of this harness: it has no "
-                                f"{', '.join(missing)}")
-    return state
-
-
-def _load_failure(error: Exception) -> str:
-    """What went wrong reading a checkpoint, in torch's words, without its weights_only advice."""
-    text = str(error).strip().split("\n")[0]
-    if "weights_only" in text or "Weights only" in text:
-        return ("it holds something other than tensors and plain values, which is refused "
-                "unread (it may run code)")
-    return text.split(". ")[0] or type(error).__name__
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) or SIGTERM stopped training at an iteration boundary, after a checkpoint
-    was written; ``signum``: which (for the exit status, :func:`exit_code`)."""
-
-    def __init__(self, message: str, signum: int = signal.SIGINT):
-        super().__init__(message)
-        self.signum = signum
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM outside the training loop: raised where Ctrl-C raises KeyboardInterrupt."""
-
-    signum = signal.SIGTERM
-
-
-def signal_name(signum: int) -> str:
-    """How a stop message names the signal that caused it: nothing for Ctrl-C (or none),
-    ``SIGTERM`` for it."""
-    return "" if signum in (0, signal.SIGINT) else signal.Signals(signum).name
-
-
-def stopped_by(stop: KeyboardInterrupt) -> str:
-    """`` by SIGTERM`` for a stop SIGTERM caused, nothing for Ctrl-C: for the one-line message."""
-    name = signal_name(getattr(stop, "signum", signal.SIGINT))
-    return f" by {name}" if name else ""
-
-
-def exit_code(stop: KeyboardInterrupt) -> int:
-    """128 + the stopping signal's number (130 Ctrl-C, 143 SIGTERM): what shells, torchrun and
-    SLURM report for a process that a signal ended, so a launcher sees why it stopped."""
-    return 128 + getattr(stop, "signum", signal.SIGINT)
+from .signals import Interrupted, StopOnSignal
 
 
 @dataclass
@@ -127,27 +55,6 @@ class TrainResult:
 
 def is_trainable(model: torch.nn.Module) -> bool:
     return any(p.requires_grad for p in model.parameters())
-
-
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    # The fused CUDA kernel updates every parameter in a few launches instead of several each.
-    fused = {"fused": True} if params and all(p.is_cuda for p in params) else {}
-    kinds = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
-    if cfg.optimizer in kinds:
-        return kinds[cfg.optimizer](params, lr=cfg.lr, betas=cfg.betas,
-                                    weight_decay=cfg.weight_decay, **fused)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; accepted: adamw, adam")
-
-
-def make_scheduler(optimizer, cfg: TrainConfig):
-    if cfg.lr_schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=cfg.epochs, eta_min=cfg.min_lr
-        )
-    if cfg.lr_schedule == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
-    raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}; accepted: cosine, constant")
 
 
 class Trainer:
@@ -183,6 +90,10 @@ class Trainer:
             distributed.check_batch(cfg.batch_size)
         self.train_model = distributed.wrap(self.model, device) if self.parallel else self.model
         self.loss_scale = distributed.loss_scale(cfg.loss) if self.parallel else 1
+        self.checkpointer = Checkpointer(
+            self.checkpoint_dir, device, {"model": self.model, "optimizer": self.optimizer,
+                                          "scheduler": self.scheduler, "scaler": self.scaler},
+            log=log, parallel=self.parallel)
 
     def training_step(self, frames: torch.Tensor, step: int, generator: torch.Generator):
         """One iteration of the protocol: a step on the clips, then (optionally) on them reversed.
@@ -220,7 +131,7 @@ class Trainer:
         """Trains from the last checkpoint (if any); an error carries ``failed_step``."""
         self.step = None  # the iteration being run, for error reports
         try:
-            with _StopOnSignal() as self._stop:
+            with StopOnSignal() as self._stop:
                 return self._fit(progress)
         except Exception as error:
             error.failed_step = self.step
@@ -228,17 +139,15 @@ class Trainer:
 
     def _fit(self, progress: bool) -> TrainResult:
         """The loop: epochs of ``steps_per_epoch`` seeded batches until the plan is finished
-        (``cfg.epochs`` of them, or as many as the budget takes); the plan sets the schedule,
-        says when to validate and checkpoint, and what to record."""
+        (``cfg.epochs`` of them, or as many as the budget takes); the plan sets the schedule and
+        says when to validate and what to record, the periodic checkpointer when to save."""
         cfg, result = self.cfg, TrainResult()
         epoch, first, resumed = self._resume(result)
-        plan = (BudgetRun(self.budget, cfg, (resumed or {}).get("budget"), self.parallel)
-                if self.budget else
-                EpochPlan(cfg, self.scheduler, epoch * cfg.steps_per_epoch + first))
+        plan = self._plan(epoch * cfg.steps_per_epoch + first, resumed)
         window = list(resumed["losses"]) if resumed is not None else []  # since last validation
         started = time.perf_counter() - result.wall_s  # wall time of earlier parts included
-        self._last_save = time.perf_counter()
-        chunks, pending = _Chunks(), []  # losses carry over an epoch's end until read
+        self.periodic = PeriodicCheckpointer(cfg, budgeted=self.budget is not None)
+        chunks, pending = TimingChunks(), []  # losses carry over an epoch's end until read
         bar = tqdm(total=plan.total, initial=plan.done, leave=False, dynamic_ncols=True,
                    desc=f"{self.name} {plan.label()}",
                    disable=not progress or not distributed.is_main())
@@ -263,7 +172,7 @@ class Trainer:
                     window = []
                 lines.update(plan, validated, result.history, window)
                 stop = self._stop_requested()  # once: a checkpoint always precedes Interrupted
-                saved = plan.checkpoint_due(validated, self._checkpoint_due(plan.done)) or stop
+                saved = self.periodic.due(plan.done, validated, plan.finished) or stop
                 if saved:
                     self._sync(pending, window, bar, chunks)
                     self._save("last.pt", epoch, result, batch=(i + 1) % cfg.steps_per_epoch,
@@ -279,14 +188,25 @@ class Trainer:
                                       self._stop.signum)
             epoch, first = epoch + 1, 0
         bar.close()
+        self._finish(result, plan, started, chunks)
+        return result
+
+    def _plan(self, done: int, resumed: dict | None):
+        """The run's plan: the budget's (resumed from the checkpoint's budget state), or the
+        preset's epochs; ``done``: the iterations already trained."""
+        if self.budget:
+            return BudgetRun(self.budget, self.cfg, (resumed or {}).get("budget"), self.parallel)
+        return EpochPlan(self.cfg, self.scheduler, done)
+
+    def _finish(self, result: TrainResult, plan, started: float, chunks: TimingChunks) -> None:
+        """What the finished loop records; then the best weights are loaded (best.pt)."""
         self.step = None
-        result.steps = plan.done * (2 if cfg.reverse_pass else 1)  # optimizer steps
+        result.steps = plan.done * (2 if self.cfg.reverse_pass else 1)  # optimizer steps
         result.wall_s = time.perf_counter() - started
         result.iteration_s = chunks.median()
         result.iteration_s_quartiles, result.timed_stretches = chunks.quartiles(), len(chunks.times)
         result.budget = plan.summary()
-        self._load_best()
-        return result
+        self.checkpointer.load_best()
 
     def _stream(self, epoch: int, first: int, resumed: dict | None):
         """The epoch's batches and mask generator, seeded per epoch so that a resumed run sees
@@ -312,17 +232,7 @@ class Trainer:
             result.best_epoch = result.history[-1][plan.best_key]
             self._save("best.pt", epoch, result)
 
-    def _checkpoint_due(self, done: int) -> bool:
-        """Mid-epoch checkpoints: every ``checkpoint_every_steps`` iterations, and whenever
-        ``checkpoint_every_seconds`` of training passed since the last save."""
-        cfg = self.cfg
-        every = cfg.checkpoint_every_steps
-        by_steps = bool(every) and done % every == 0
-        by_time = bool(cfg.checkpoint_every_seconds) and (
-            time.perf_counter() - self._last_save >= cfg.checkpoint_every_seconds)
-        return by_steps or by_time
-
-    def _sync(self, pending: list, losses: list, bar, chunks: _Chunks) -> None:
+    def _sync(self, pending: list, losses: list, bar, chunks: TimingChunks) -> None:
         """Reads the pending losses (if any) into ``losses`` and times the stretch they took."""
         if pending:
             self._read_losses(pending, losses, bar)
@@ -351,44 +261,28 @@ class Trainer:
         Under DDP rank 0 alone writes (its own losses: the ranks do not agree on when a timed
         checkpoint is due, so no collective can happen here); the others read after a barrier.
         """
-        if not distributed.is_main():
-            return
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        state = {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
+        progress = {
             "epoch": epoch + 1 if batch == 0 else epoch,
             "batch": batch,
             "losses": list(losses or []),
             "generator": generator.get_state() if generator is not None and batch else None,
-            "rng": _rng_states(),
             "history": result.history,
             "best": [result.best_epoch, result.best_val_mse],
             "elapsed_s": result.wall_s if elapsed is None else elapsed,
             "parts": result.parts,
             "budget": budget_state,
         }
-        with atomic_open(self.checkpoint_dir / name) as handle:  # never half a file, even killed
-            torch.save(state, handle)
-        if name == "last.pt":
-            self._last_save = time.perf_counter()
+        if self.checkpointer.save(name, progress) and name == "last.pt":
+            self.periodic.saved()
 
     def _resume(self, result: TrainResult) -> tuple[int, int, dict | None]:
         """(epoch, iteration within it, checkpoint) to start from; (0, 0, None) when fresh."""
-        if self.parallel:  # rank 0 alone sets damaged files aside; every rank reads its choice
-            name = distributed.main_only(lambda: (self._usable_checkpoint() or (None,))[0])
-            path = self.checkpoint_dir / name if name else None
-            state = load_checkpoint(path, self.device) if path else None
-        else:
-            path, state = self._usable_checkpoint() or (None, None)
+        # last.pt, or if it is damaged (moved aside) best.pt, an epoch-end checkpoint too (not
+        # under a budget: it lacks the budget's state); neither: train from scratch
+        path, state = self.checkpointer.latest(("last.pt",) if self.budget else ("last.pt", "best.pt"))
         if state is None:
             return 0, 0, None
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        self.checkpointer.restore(state)
         result.history = list(state["history"])
         result.best_epoch, result.best_val_mse = state["best"]
         batch = state.get("batch", 0)
@@ -400,30 +294,7 @@ class Trainer:
         if not (budget["finished"] if budget else state["epoch"] >= self.cfg.epochs):
             self.log(f"   resuming {self.name} seed {self.seed} from epoch {state['epoch'] + 1}, "
                      f"iteration {batch} ({path})")
-        if state.get("rng") is not None:
-            _set_rng_states(state["rng"])
-        if state.get("generator") is not None:
-            state["generator"] = state["generator"].cpu()
         return state["epoch"], batch, state
-
-    def _usable_checkpoint(self) -> tuple[Path, dict] | None:
-        """The checkpoint to resume from: last.pt, or if it is damaged (moved aside with a
-        warning) best.pt, an epoch-end checkpoint too (not under a budget: it lacks the budget's
-        state); None: train from scratch."""
-        names = ("last.pt",) if self.budget else ("last.pt", "best.pt")
-        for name in names:
-            path = self.checkpoint_dir / name
-            if not path.exists():
-                return None
-            try:
-                return path, load_checkpoint(path, self.device)
-            except DamagedCheckpoint as error:
-                self._set_aside(path, error)
-        return None
-
-    def _set_aside(self, path: Path, error: DamagedCheckpoint) -> None:
-        aside = move_aside(path, "damaged")
-        self.log(f"   warning: {error}; moved aside to {aside}")
 
     def _stop_requested(self) -> bool:
         """Whether a signal asked to stop, on this rank or (under DDP) any: every rank then
@@ -435,22 +306,6 @@ class Trainer:
 
     def _mean_over_ranks(self, value: float) -> float:
         return distributed.all_mean(value) if self.parallel else value
-
-    def _load_best(self) -> None:
-        if self.parallel:
-            distributed.barrier()  # best.pt is written by rank 0
-        path = self.checkpoint_dir / "best.pt"
-        if path.exists():
-            try:
-                state = load_checkpoint(path, self.device, keys=("model",))
-            except DamagedCheckpoint as error:
-                # Its weights are lost, and last.pt holds the last ones, not the best: the cell
-                # has to train again (the runner does, once), from scratch.
-                if distributed.is_main():
-                    self._set_aside(path, error)
-                    move_aside(self.checkpoint_dir / "last.pt", "without-best")
-                raise
-            self.model.load_state_dict(state["model"])
 
 
 class _ProgressLines:
@@ -487,7 +342,7 @@ class _ProgressLines:
         self.log(f"   {self.prefix}: {plan.position()}{shown}, {rate:.3g} it/s, {eta}")
 
 
-class _Chunks:
+class TimingChunks:
     """Seconds per training iteration over each stretch between loss reads (validation and
     checkpoints left out); the first stretch of a process holds the warm-up (allocator, cuDNN
     autotuning, compiling) and is left out too."""
@@ -514,88 +369,3 @@ class _Chunks:
             return self.times * 2 or None
         q1, _, q3 = statistics.quantiles(self.times, n=4, method="inclusive")
         return [q1, q3]
-
-
-def _rng_states() -> dict:
-    """Global random states (torch, CUDA, NumPy, Python) as tensors and lists (weights_only-safe)."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    version, internal, gauss_next = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
-        "python": [version, list(internal), gauss_next],
-    }
-
-
-def _set_rng_states(states: dict) -> None:
-    torch.set_rng_state(states["torch"].cpu())
-    if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
-    kind, keys, pos, has_gauss, gauss = states["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    version, internal, gauss_next = states["python"]
-    random.setstate((version, tuple(internal), gauss_next))
-
-
-class _StopOnSignal:
-    """While training: the first Ctrl-C (SIGINT) or SIGTERM asks the loop to stop at the end of
-    the iteration (it checkpoints, then raises :class:`Interrupted`); a second one of the same
-    kind acts at once (the handler before this one: KeyboardInterrupt, or :class:`Terminated`).
-
-    SIGTERM is what torchrun sends every worker when one fails or the launcher is stopped, and
-    what SLURM sends on preemption or at the time limit; both follow with SIGKILL after a grace
-    period (torchrun 30 s, SLURM's KillWait, 30 s by default), which one iteration and one
-    checkpoint must fit in.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.signum = 0  # the signal that asked to stop; 0: none
-        self._previous = {}
-
-    @property
-    def by(self) -> str:
-        """How the stop message names the signal: nothing for Ctrl-C, ``SIGTERM`` for it."""
-        return signal_name(self.signum)
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._request) for s in self.SIGNALS}
-        return self
-
-    def _request(self, signum, frame):
-        self.signum = max(self.signum, signum)
-        _restore(signum, self._previous[signum])
-
-    def __exit__(self, *exc):
-        for signum, previous in self._previous.items():
-            _restore(signum, previous)
-        return False
-
-
-def _restore(signum: int, previous) -> None:
-    """Puts back the handler ``signal.signal`` returned (None: one not set from Python)."""
-    if previous is None:
-        previous = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
-    signal.signal(signum, previous)
-
-
-@contextlib.contextmanager
-def sigterm_as_ctrl_c():
-    """While a run lasts (in the main thread): SIGTERM raises :class:`Terminated` wherever
-    Ctrl-C would raise KeyboardInterrupt, so that outside the training loop too it ends the run
-    with one line and exit status 143 instead of killing the process silently."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminate(signum, frame):
-        raise Terminated("SIGTERM")
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        _restore(signal.SIGTERM, previous)

@@ -2,15 +2,14 @@
 
 The loop (``Trainer._fit``) is the same for both: a stream of epochs of ``steps_per_epoch``
 seeded batches, losses read every ``sync_every`` iterations, mid-epoch checkpoints, Ctrl-C, and
-resume. A plan says, iteration by iteration:
+resume; when last.pt is written is bench.train.checkpoint's ``PeriodicCheckpointer``. A plan
+says, iteration by iteration:
 
 - ``begin(optimizer)``: sets this iteration's learning rate if it owns it; returns the
   sampling schedule's step;
 - ``end(seconds)``: the iteration is done (it took ``seconds`` of training);
 - ``finished``; ``validation_due(history)``; ``entry(history, train_loss, val)``: the history
   entry a validation appends (``best_key`` names the entry's number that ``best_epoch`` takes);
-- ``checkpoint_due(validated, timed)``: whether last.pt is written (``timed``: the mid-epoch
-  rule of ``checkpoint_every_steps`` / ``checkpoint_every_seconds`` says so);
 - ``label()``, ``position()``: the progress bar's name, and where training is (the lines
   printed without a bar);
 - ``stopped()``: where Ctrl-C or SIGTERM stopped it; ``state()``: what last.pt keeps to resume the plan;
@@ -28,7 +27,7 @@ from .sampling import sampling_eta
 
 class EpochPlan:
     """``cfg.epochs`` x ``cfg.steps_per_epoch`` iterations: the lr scheduler stepped at each
-    epoch's end, validation at each epoch's end, last.pt every ``checkpoint_every`` epochs."""
+    epoch's end, validation at each epoch's end."""
 
     best_key = "epoch"
     sync_each_iteration = False
@@ -67,12 +66,6 @@ class EpochPlan:
         return {"epoch": self.done // self.cfg.steps_per_epoch, "train_loss": train_loss,
                 "val_mse": val["mse"], "val_ssim": val["ssim"],
                 "lr": self.scheduler.optimizer.param_groups[0]["lr"]}
-
-    def checkpoint_due(self, validated: bool, timed: bool) -> bool:
-        if self._epoch_end():
-            return (self.done // self.cfg.steps_per_epoch) % self.cfg.checkpoint_every == 0 \
-                or self.finished
-        return timed
 
     def stopped(self, by: str = "") -> str:
         """Where training stopped (``by``: the signal, if named): e.g. ``stopped by SIGTERM at
@@ -152,9 +145,6 @@ class BudgetRun:
             "lr": cosine_lr(progress, cfg),
             "sampling_eta": sampling_eta(plan.schedule_step(progress), cfg),
         }
-
-    def checkpoint_due(self, validated: bool, timed: bool) -> bool:
-        return validated or timed
 
     def stopped(self, by: str = "") -> str:
         return (f"stopped{f' by {by}' if by else ''} at iteration {self.done} of budget "
