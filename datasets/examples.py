@@ -1,6 +1,6 @@
 """Write an example dataset: ``python -m datasets.examples blobs --out F.h5``.
 
-The generators live in their own modules (:mod:`datasets.blobs`); this module is only the command,
+The generators live in their own modules (:mod:`datasets.synthetic.blobs`); this module is only the command,
 so that the ``datasets`` package never imports it before ``-m`` runs it.
 """
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .blobs import BLOBS, write_blobs
+from .synthetic.blobs import BLOBS, write_blobs
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,17 +2,16 @@
 
 A builder takes keyword options (the harness passes ``in_len``, ``out_len``, ``frame_size``,
 ``digits_per_clip``, ``n_val``, ``n_test``, ``data_root``, ``cache_dir``) and uses those that
-apply to it. ``register_config(path)`` registers a dataset described by a TOML file under
-its ``name``.
+apply to it. A dataset described by a TOML file is registered by
+:func:`datasets.files.register.register_config`.
 """
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from .sequence_data import SequenceData
+from .core.sequence_data import SequenceData
 
 
 @dataclass(frozen=True)
@@ -71,37 +70,6 @@ def get_dataset(name: str) -> DatasetSpec:
 def build_dataset(name: str, **options) -> SequenceData:
     """Build the registered dataset ``name``; options that do not apply to it are ignored."""
     return get_dataset(name).build(**options)
-
-
-def register_config(path: str | Path) -> str:
-    """Register the dataset a TOML file describes under its ``name``; returns the name."""
-    from .sequence_files import load_sequence_dataset, read_config
-
-    config = read_config(path)
-    frames = f"{config.in_len} -> {config.out_len}"
-    try:
-        probe = _probe_shape(config)
-    except Exception:  # listing must not fail on a file that is not there yet
-        probe = "?"
-
-    def build(n_val=None, n_test=None, **_ignored):
-        return load_sequence_dataset(config, n_val=n_val, n_test=n_test)
-
-    fixed = {"in_len": config.in_len, "out_len": config.out_len}
-    register_dataset(config.name, shape=probe, frames=frames,
-                     source=config.source or f"TOML {Path(path)}", fixed=fixed,
-                     origin=f"TOML {Path(path).resolve()}")(build)
-    return config.name
-
-
-def _probe_shape(config) -> str:
-    from .sequence_files import SequenceSource, _format_of
-
-    rel = config.path or config.paths["train"]
-    path = config.resolve(rel)
-    c, h, w = SequenceSource(path, _format_of(path, config.format), config.key, None,
-                             config.layout).frame_shape
-    return f"{c} x {h} x {w}"
 
 
 def datasets_table() -> str:

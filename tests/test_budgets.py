@@ -134,7 +134,7 @@ def test_budgeted_shards_each_finish_under_the_budget_and_merge_into_one_report(
 
 
 def test_the_budget_is_part_of_the_configuration_hash(tmp_path, cache, no_profile):
-    from bench.cli.main import build_parser, make_request
+    from bench.cli.run import build_parser, make_request
     from bench.grid.runner import _base_record, load_data
 
     def record(*extra):

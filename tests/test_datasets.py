@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-import datasets.mmnist_data as mmnist_data
+import datasets.mmnist.data as mmnist_data
 from datasets import MovingMNISTConfig, embedded_digits, generate_clips, moving_mnist, trajectories
-from datasets.eval_cache import cached_clips
-from datasets.glyphs import SOURCE_EMBEDDED, embedded_digits_with_labels
-from datasets.mnist_files import read_idx_images, read_mnist_test_seq
-from datasets.moving_mnist import bounce_path, compose_clips, pixel_path
+from datasets.core.eval_cache import cached_clips
+from datasets.mmnist.generator import bounce_path, compose_clips, pixel_path
+from datasets.mmnist.glyphs import SOURCE_EMBEDDED, embedded_digits_with_labels
+from datasets.mmnist.mnist_files import read_idx_images, read_mnist_test_seq
 
 
 def config(tmp_path: Path, **overrides) -> MovingMNISTConfig:

@@ -6,8 +6,9 @@ import threading
 import numpy as np
 import pytest
 
-from bench.cli.download import DownloadError, RemoteFile, download
 from bench.cli.main import main
+from datasets.standard.download import DownloadError, download
+from datasets.standard.remote_files import RemoteFile
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -155,5 +155,5 @@ def test_help_names_the_subcommands_and_every_option(capsys):
     assert "run_bench.py report" in text and "run_bench.py download" in text
     assert "download mnist|mfmnist" in text and "Fashion-MNIST" in text
     assert "random seeds" in text
-    from bench.cli.main import build_parser
+    from bench.cli.run import build_parser
     assert all(action.help for action in build_parser()._actions)

@@ -61,8 +61,8 @@ def test_sigterm_outside_training_ends_the_run_in_one_line_with_exit_143(monkeyp
         time.sleep(5)  # the handler raises Terminated long before this ends
         raise AssertionError("SIGTERM did not stop the run")
 
-    monkeypatch.setattr("bench.cli.main.check_models_fit", lambda request: None)
-    monkeypatch.setattr("bench.cli.main.run_grid", run_grid_until_sigterm)
+    monkeypatch.setattr("bench.cli.run.check_models_fit", lambda request: None)
+    monkeypatch.setattr("bench.cli.run.run_grid", run_grid_until_sigterm)
     before = signal.getsignal(signal.SIGTERM)
     assert main(["--preset", "smoke", "--models", "persistence", "--out", str(tmp_path)]) == 143
     [message] = [line for line in capsys.readouterr().err.splitlines() if line.strip()]

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from datasets import DatasetFileError, SequenceFileConfig, load_sequence_dataset, read_config
-from datasets.layouts import LAYOUTS
-from datasets.sequence_files import SequenceSource
+from datasets.files.layouts import LAYOUTS
+from datasets.files.readers import SequenceSource
 
 N, T, H, W = 3, 10, 6, 8  # H != W: a swapped axis shows
 

@@ -131,7 +131,7 @@ def test_meta_parameter_count_equals_a_real_build(name):
 
 
 def test_list_models_builds_every_model_on_the_meta_device(monkeypatch):
-    from bench.cli.main import list_models_table
+    from bench.cli.run import list_models_table
     devices = {}
     create = registry.create_model
 

@@ -19,8 +19,8 @@ from datasets import (
     datasets_table,
     load_sequence_dataset,
 )
-from datasets.blobs import write_blobs
-from datasets.sequence_files import expand_ids
+from datasets.files.splits import expand_ids
+from datasets.synthetic.blobs import write_blobs
 
 
 def coded_sequences(n=6, t=30, c=1, hw=8):

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import datasets.kth as kth_module
+import datasets.standard.kth as kth_module
 from bench.cli.main import main
 from datasets import build_dataset
-from datasets.standard_common import MissingDataError
+from datasets.standard.common import MissingDataError
 
 
 def write_idx(path, images):
@@ -200,7 +200,7 @@ def counting_reads(monkeypatch, source_class):
 
 
 def test_kth_and_sevir_read_no_frame_until_a_window_is_asked_for(root, tmp_path, monkeypatch):
-    import datasets.sevir as sevir
+    import datasets.standard.sevir as sevir
     kth_reads = counting_reads(monkeypatch, kth_module.KTHVideos)
     sevir_reads = counting_reads(monkeypatch, sevir.SevirEvents)
     kth, storms = build("kth", root, tmp_path), build("sevir", root, tmp_path)
@@ -211,7 +211,7 @@ def test_kth_and_sevir_read_no_frame_until_a_window_is_asked_for(root, tmp_path,
 
 
 def build_windows(data):
-    import datasets.kth as kth
+    import datasets.standard.kth as kth
     train = data.val.store.sources[0]
     actions = [p.name.split("_")[1] for p in train.items]
     return kth._windows(train.lengths, actions, data.seq_len, 0).tolist()
@@ -323,7 +323,7 @@ def test_smoke_run_through_the_cli_and_convlstm_fits_the_frames(root, tmp_path, 
     # Training ConvLSTM at 128x128 x 30 frames takes minutes on a busy 2-core CPU, so here the
     # grid runs persistence, and ConvLSTM is built for the dataset's frames (as the CLI checks
     # before training); taxibj trains ConvLSTM end to end below.
-    from bench.cli.main import build_parser, check_models_fit, make_request
+    from bench.cli.run import build_parser, check_models_fit, make_request
     records = run_smoke(name, root, tmp_path, ["persistence"])
     assert records[0]["dataset_info"]["name"] == name
     args = build_parser().parse_args(["--dataset", name, "--data-root", str(root), "--preset", "smoke",

@@ -178,7 +178,7 @@ def test_an_hdf5_file_declaring_a_huge_never_written_shape_fails_fast(tmp_path, 
     import resource
     import time
 
-    from datasets.sequence_files import DatasetFileError, SequenceFileConfig, load_sequence_dataset
+    from datasets import DatasetFileError, SequenceFileConfig, load_sequence_dataset
     shape = (10**6, 20, 1, 64, 64)  # 82 GB declared; the file is a few KB
     if layout == "chunked":
         path = _h5(tmp_path / "huge.h5", frames=lambda f, k: f.create_dataset(
@@ -201,7 +201,7 @@ def test_an_hdf5_file_declaring_a_huge_never_written_shape_fails_fast(tmp_path, 
 
 
 def test_constant_data_under_a_fixed_range_is_a_warning(tmp_path):
-    from datasets.sequence_files import SequenceFileConfig, load_sequence_dataset
+    from datasets import SequenceFileConfig, load_sequence_dataset
     np.save(tmp_path / "zeros.npy", np.zeros((6, 20, 1, 8, 8), np.uint8))
     with pytest.warns(UserWarning, match="dataset 'zeros': every value read from 4 training "
                                          "sequences is 0: is the data constant"):
@@ -217,8 +217,8 @@ def test_constant_data_under_a_fixed_range_is_a_warning(tmp_path):
 
 
 def test_statistics_are_streamed_into_one_cached_result_per_scan(tmp_path):
-    from datasets import file_normalization
-    from datasets.sequence_files import SequenceFileConfig, load_sequence_dataset
+    from datasets import SequenceFileConfig, load_sequence_dataset
+    from datasets.files import normalization as file_normalization
     frames = np.random.default_rng(1).random((300, 6, 2, 4, 4)).astype(np.float32) * 7 - 3
     np.save(tmp_path / "many.npy", frames)
     file_normalization._STATS_CACHE.clear()
@@ -260,7 +260,8 @@ DAMAGED_NPY = {
 
 @pytest.mark.parametrize("case", sorted(DAMAGED_NPY))
 def test_a_damaged_npy_file_is_named_and_never_points_at_pickle(tmp_path, case):
-    from datasets.file_readers import DatasetFileError, open_npy
+    from datasets import DatasetFileError
+    from datasets.core.npy import open_npy
     options, expected = DAMAGED_NPY[case]
     path = _npy(tmp_path, "x.npy", **options)
     with pytest.raises(DatasetFileError) as caught:
@@ -281,7 +282,8 @@ def test_a_truncated_mnist_test_seq_says_damaged_or_incomplete(run, tmp_path, ca
 
 
 def test_a_truncated_npz_member_says_damaged_or_incomplete(tmp_path):
-    from datasets.file_readers import DatasetFileError, _npz_memmap
+    from datasets import DatasetFileError
+    from datasets.core.npy import npz_memmap as _npz_memmap
     path = tmp_path / "x.npz"
     np.savez(path, frames=np.zeros((4, 30, 1, 8, 8), np.float32))
     data = bytearray(path.read_bytes())
@@ -342,7 +344,7 @@ def test_temporary_files_of_a_killed_cache_writer_are_removed(tmp_path):
     import time
 
     from bench.runtime.files import STALE_TEMP_S
-    from datasets.eval_cache import cached_clips
+    from datasets.core.eval_cache import cached_clips
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     host = socket.gethostname()

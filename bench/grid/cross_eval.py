@@ -18,11 +18,9 @@ and kind of device; ``--rerun`` evaluates again.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
-import sys
 import time
 import traceback
 from pathlib import Path
@@ -32,103 +30,18 @@ import torch
 import datasets
 import models
 
-from ..cli.main import _check_dataset_config, _check_writable, _model_patterns, preset_data
-from ..cli.options import Parser, add_option
-from ..config import PRESETS, TrainConfig, apply_overrides, config_hash, get_preset
+from ..config import TrainConfig, apply_overrides, config_hash
 from ..evaluation.loop import evaluate
 from ..runtime.clock import now
-from ..runtime.device import resolve_device
 from ..runtime.memory import free_memory
 from ..runtime.provenance import run_fields
 from ..store import RECORDS_FILE, ResultsStore, cell_key
 from ..train.loop import check_finite_metrics, load_checkpoint
 from .checks import safe_component
+from .request import preset_data
 from .runner import checkpoint_dir, load_data
 
 MODE = "evaluate"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(
-        prog="run_bench.py evaluate",
-        description="Test the best checkpoint of finished training cells on another dataset or "
-                    "preset; one record per (model, seed), mode 'evaluate', in the target's store.",
-        epilog="example: trained on 2-digit Moving MNIST (run_bench.py --models convlstm), tested "
-               "on 3 digits:\n  run_bench.py evaluate --models convlstm --from-dataset mmnist "
-               "--dataset mmnist3",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_option(parser, "models", help="trained models (space-separated, wildcards or 'all'; "
-                                      "default: modernn convlstm predrnn persistence)")
-    add_option(parser, "seeds", help="the training seeds to evaluate (default: 0)")
-    parser.add_argument("--from-dataset", default="mmnist", metavar="NAME",
-                        help="the data the cells were trained on: the --dataset of the training "
-                             "run (mmnist) or its results folder (mmnist-embedded; default: "
-                             "mmnist)")
-    parser.add_argument("--from-preset", default="quick", choices=list(PRESETS),
-                        help="the preset the cells were trained at (default: quick)")
-    parser.add_argument("--from-hash", metavar="HASH",
-                        help="the training configuration's hash (or its start), where cells of "
-                             "several configurations are in the store")
-    add_option(parser, "dataset", required=True, default=None,
-               help="the dataset to test on, e.g. mmnist3 (see run_bench.py --list-datasets)")
-    add_option(parser, "dataset-config",
-               help="a TOML file describing the dataset to test on (README 'Your own data')")
-    add_option(parser, "preset", default=None,
-               help="the preset of the test data (frame size, test clips, frames; default: "
-                    "--from-preset)")
-    parser.add_argument("--in-len", type=int, metavar="N",
-                        help="input frames of the test clips (default: the preset's); a model "
-                             "built for its input length must keep it")
-    parser.add_argument("--out-len", type=int, metavar="N",
-                        help="frames to predict (default: the preset's), e.g. longer than trained")
-    add_option(parser, "data-root", help="folder of the test data's files (as for training)")
-    add_option(parser, "cache-dir")
-    add_option(parser, "device")
-    add_option(parser, "out", help="results root holding the training stores; the records go to "
-                                   "OUT/<test data>/<preset> (default: results)")
-    add_option(parser, "rerun", help="evaluate again even when the store has the evaluation done")
-    add_option(parser, "no-progress",
-               help="accepted as in the main command; evaluate draws no progress bars (one line "
-                    "per cell)")
-    return parser
-
-
-def main(argv: list[str]) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit_:  # bad arguments (one line already printed) or --help
-        return exit_.code
-    try:
-        device = resolve_device(args.device)
-        out_root = Path(args.out)
-        names = models.list_models(_model_patterns(args.models))
-        folder = training_store(out_root, args.from_dataset, args.from_preset)
-        records = ResultsStore(folder).records()
-        command = _train_command(args, records)
-        problems, cells = [], []
-        for name in names:
-            for seed in args.seeds:
-                try:
-                    cells.append(find_cell(records, folder, name, seed, args, command))
-                except ValueError as error:
-                    problems.append(str(error))
-        if problems:
-            raise ValueError("\n".join(problems))
-        if args.dataset_config:
-            _check_dataset_config(args.dataset_config)
-            args.dataset = datasets.register_config(args.dataset_config)
-        preset = get_preset(args.preset or args.from_preset)
-        data_config = target_config(preset, args)
-        data = _load(data_config, args.data_root, args.cache_dir)
-        for cell in cells:
-            check_fits(cell, data)
-        _check_writable(out_root)
-    except (ValueError, KeyError, OSError) as error:
-        print("\n".join(f"error: {line}" for line in str(error).splitlines()), file=sys.stderr)
-        return 2
-    target = out_root / data.name / preset.name
-    return _evaluate_cells(cells, data, data_config, preset.name, target, device, args.rerun)
 
 
 def training_store(out_root: Path, dataset: str, preset: str) -> Path:
@@ -246,7 +159,7 @@ def check_fits(cell: dict, data) -> None:
                              f"{data.out_len}; use --{key.replace('_', '-')} {built[key]}")
 
 
-def _evaluate_cells(cells, data, data_config, preset: str, folder: Path, device, rerun) -> int:
+def evaluate_cells(cells, data, data_config, preset: str, folder: Path, device, rerun) -> int:
     store = ResultsStore(folder)
     recorded = [] if rerun else store.records()
     failed = 0
@@ -357,7 +270,7 @@ def _train_config(record: dict) -> TrainConfig:
     return TrainConfig(**{k: v for k, v in record["config"]["train"].items() if k in names})
 
 
-def _load(config, data_root, cache_dir):
+def load_test_data(config, data_root, cache_dir):
     try:
         return load_data(config, data_root, cache_dir)
     except (ValueError, KeyError):
@@ -368,7 +281,7 @@ def _load(config, data_root, cache_dir):
                          f"{type(error).__name__}: {error}") from None
 
 
-def _train_command(args, records: list[dict]) -> str:
+def train_command(args, records: list[dict]) -> str:
     """The training command of a missing cell ({model}, {seed} to fill in)."""
     names = {r["config"]["data"]["dataset"] for r in records if r["mode"] == "train"}
     dataset = names.pop() if len(names) == 1 else args.from_dataset

@@ -30,15 +30,6 @@ def params_digest(params: dict) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def sha256_file(path: str | os.PathLike, block: int = 1 << 20) -> str:
-    """sha256 of a file's bytes, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def cached_clips(
     path: str | os.PathLike,
     shape: tuple[int, ...],

@@ -16,7 +16,6 @@ import torch
 from torch.utils.data import Dataset
 
 from .eval_cache import DATASET
-from .mnist_files import read_mnist_test_seq
 
 
 def to_unit_float(clips: np.ndarray) -> np.ndarray:
@@ -67,7 +66,7 @@ class ClipDataset(Dataset):
 
 
 class HDF5Clips(ClipDataset):
-    """Clips from a cache file written by :func:`datasets.eval_cache.cached_clips`."""
+    """Clips from a cache file written by :func:`datasets.core.eval_cache.cached_clips`."""
 
     def _open(self):
         self._file = h5py.File(self.path, "r")
@@ -78,9 +77,3 @@ class HDF5Clips(ClipDataset):
         state.pop("_file", None)
         return state
 
-
-class MovingMNISTTestSeq(ClipDataset):
-    """Clips from ``mnist_test_seq.npy`` (time first on disk), through a read-only memmap."""
-
-    def _open(self):
-        return read_mnist_test_seq(self.path)

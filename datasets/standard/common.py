@@ -3,9 +3,9 @@
 - :func:`require`: a missing file is one error naming the expected path, the layout and the
   page to get the files from.
 - :func:`windowed_data`: a :class:`SequenceData` over lazily read sources and fixed windows per
-  split, mapped to [0, 1] by ``x01 = (x - offset) / scale`` (the own-data convention of
-  :mod:`datasets.sequence_files`, so ``normalization.scale`` / ``offset`` convert metrics back
-  to the data's units).
+  split (:func:`datasets.core.windows.unit_windows`), mapped to [0, 1] by
+  ``x01 = (x - offset) / scale`` (the own-data convention of :mod:`datasets.files.loading`, so
+  ``normalization.scale`` / ``offset`` convert metrics back to the data's units).
 - :func:`data_units`: where a dataset's values have physical units that published tables use
   (traffic flow, Kelvin, VIL), the unit and the map from [0, 1] to them; the report shows
   RMSE, MSE and MAE in those units beside the [0, 1] metrics (bench.report.aggregate).
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .frame_store import FrameStore, WindowDataset
-from .sequence_data import SequenceData
+from ..core.sequence_data import SequenceData
+from ..core.windows import FrameStore, cap_windows, window_data
 
 
 class MissingDataError(FileNotFoundError):
@@ -54,14 +54,6 @@ def listing(paths: list[Path], root: Path) -> dict:
             "first": rows[0][0] if rows else None, "last": rows[-1][0] if rows else None}
 
 
-def cap_windows(windows: np.ndarray, cap: int | None) -> np.ndarray:
-    """At most ``cap`` windows, evenly spaced over the split (as the own-data path does)."""
-    if cap is not None and len(windows) > cap:
-        keep = np.unique(np.linspace(0, len(windows) - 1, cap).round().astype(int))
-        return windows[keep]
-    return windows
-
-
 def data_units(unit: str, scale, offset, source: str) -> dict:
     """The unit of a dataset's values as published (short: it heads report columns, e.g.
     "RMSE (K)") and the map from [0, 1]: ``x = x01 * scale + offset`` (per channel when the
@@ -92,30 +84,20 @@ def normalization_record(offset, scale, rule: str, units: str, source: str,
 def windowed_data(*, name: str, source: str, sources: list, windows: dict[str, np.ndarray],
                   in_len: int, out_len: int, normalization: dict, n_val: int | None,
                   n_test: int | None, files: dict, details: dict) -> SequenceData:
-    """``windows[split]``: int64 ``[n, 2]`` rows of (global sequence id, first frame)."""
+    """``windows[split]``: int64 ``[n, 2]`` rows of (global sequence id, first frame); every split
+    needs one. Validation and test are capped at ``n_val`` / ``n_test`` windows (evenly spaced),
+    and the record says how many each split has and uses."""
     store = FrameStore(sources)
-    store.scale = np.asarray(normalization["scale"], np.float32).reshape(-1, 1, 1)
-    store.offset = np.asarray(normalization["offset"], np.float32).reshape(-1, 1, 1)
+    store.set_mapping(normalization)
     seq_len = in_len + out_len
     for split in ("train", "val", "test"):
         if not len(windows[split]):
             raise ValueError(f"dataset {name!r}: no {split} window of {seq_len} frames in the "
                              "files found; are they complete?")
-    val = cap_windows(windows["val"], n_val)
-    test = cap_windows(windows["test"], n_test)
-    train = windows["train"]
-    c, h, w = sources[0].frame_shape
-
-    def make_train_clips(batch_size: int, rng: np.random.Generator) -> np.ndarray:
-        picks = rng.integers(0, len(train), size=batch_size)
-        return np.stack([store.window(int(s), int(a), seq_len) for s, a in train[picks]])
-
-    counts = {"train": len(train), "val": len(val), "test": len(test)}
+    used = {"train": windows["train"], "val": cap_windows(windows["val"], n_val),
+            "test": cap_windows(windows["test"], n_test)}
     details = {**details, "normalization": normalization,
-               "windows": {k: {"available": len(windows[k]), "used": counts[k]}
-                           for k in counts}}
-    return SequenceData(name=name, source=source, channels=c, height=h, width=w,
-                        in_len=in_len, out_len=out_len,
-                        val=WindowDataset(store, val, seq_len),
-                        test=WindowDataset(store, test, seq_len),
-                        make_train_clips=make_train_clips, files=files, details=details)
+               "windows": {k: {"available": len(windows[k]), "used": len(used[k])}
+                           for k in used}}
+    return window_data(name=name, source=source, store=store, windows=used, in_len=in_len,
+                       out_len=out_len, files=files, details=details)

@@ -7,13 +7,15 @@ memory-mapped ``.npy`` and uncompressed ``.npz`` members). Pickles are never loa
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from .file_config import FORMATS, DatasetFileError
+from ..core.errors import DatasetFileError
+from ..core.npy import npz_memmap, npz_names, open_npy
+from .config import FORMATS
+from .hdf5 import check_written, h5_names, h5_table, plain_value
 from .layouts import LayoutError, choose_layout, layout_opener
 
 PREDRNN_KEYS = ("clips", "dims", "input_raw_data")
@@ -86,7 +88,7 @@ class SequenceSource:
             key = names[0]
         if key not in f:
             raise DatasetFileError(f"{self.path}: no dataset or group {key!r}; it holds: "
-                                   f"{', '.join(_h5_names(f)) or 'nothing'}")
+                                   f"{', '.join(h5_names(f)) or 'nothing'}")
         node = f[key]
         attrs = None
         if isinstance(node, h5py.Group):
@@ -95,7 +97,7 @@ class SequenceSource:
                 raise DatasetFileError(f"{self.path}: group {key!r} holds no datasets")
             members = [node[n] for n in names]
             for n, m in zip(names, members, strict=True):
-                _check_written(m, f"{key}/{n}", self.path)
+                check_written(m, f"{key}/{n}", self.path)
             layout = self.layout.removeprefix("N") if self.layout else None  # one per member
             opened = [layout_opener(m, choose_layout(f"{key}/{n}", m.shape, layout))
                       for n, m in zip(names, members, strict=True)]
@@ -104,16 +106,16 @@ class SequenceSource:
                     raise DatasetFileError(
                         f"{self.path}: {key}/{n} has shape {m.shape}; every sequence in a group "
                         f"must have the same [C, H, W] as {names[0]}: {opened[0]['frame_shape']}")
-            attrs = [{"name": n, **{k: _plain(v) for k, v in m.attrs.items()}}
+            attrs = [{"name": n, **{k: plain_value(v) for k, v in m.attrs.items()}}
                      for n, m in zip(names, members, strict=True)]
             return {"reader": lambda s, a, b: opened[s]["reader"](0, a, b),
                     "lengths": [o["lengths"][0] for o in opened],
                     "frame_shape": opened[0]["frame_shape"], "dtype": members[0].dtype,
                     "attrs": attrs, "key": key, "layout": opened[0]["layout"]}
-        _check_written(node, key, self.path)
+        check_written(node, key, self.path)
         opened = layout_opener(node, choose_layout(repr(key), node.shape, self.layout))
         if self.table_key is not None:
-            attrs = _h5_table(f, self.table_key, self.path)
+            attrs = h5_table(f, self.table_key, self.path)
         return {**opened, "dtype": node.dtype, "attrs": attrs, "key": key}
 
     def _open_npy(self) -> dict:
@@ -122,7 +124,7 @@ class SequenceSource:
                 "dtype": array.dtype}
 
     def _open_npz(self) -> dict:
-        names = _npz_names(self.path)
+        names = npz_names(self.path)
         key = self.key
         if key is None:
             if len(names) != 1:
@@ -136,7 +138,7 @@ class SequenceSource:
                 "dtype": array.dtype, "key": key}
 
     def _npz_array(self, key: str) -> np.ndarray:
-        array = _npz_memmap(self.path, key)
+        array = npz_memmap(self.path, key)
         if array is None:  # compressed member: the only way is to read it whole
             self.storage = "read whole (compressed .npz member)"
             try:
@@ -147,7 +149,7 @@ class SequenceSource:
         return array
 
     def _open_predrnn(self) -> dict:
-        names = _npz_names(self.path)
+        names = npz_names(self.path)
         missing = [k for k in PREDRNN_KEYS if k not in names]
         if missing:
             raise DatasetFileError(f"{self.path}: PredRNN .npz file lacks key(s) {missing}; it "
@@ -180,153 +182,9 @@ class SequenceSource:
                 "frame_shape": raw.shape[1:], "dtype": raw.dtype}
 
 
-def _check_written(node: h5py.Dataset, key: str, path: Path) -> None:
-    """An HDF5 dataset that declares a shape but holds no stored data (no chunk, no contiguous
-    block ever written) reads as its fill value everywhere: refuse it rather than train on a
-    constant. Checked from the file's metadata, so a huge declared shape costs nothing."""
-    if node.size == 0 or node.is_virtual or node.external:
-        return
-    if node.id.get_storage_size() == 0:
-        fill = node.fillvalue if node.fillvalue is not None else 0
-        raise DatasetFileError(
-            f"{path}: dataset {key!r} declares shape {node.shape} ({node.dtype}) but none of its "
-            f"data was ever written: every value would read as the fill value {fill}. Write "
-            "the frames, or set 'key' to the dataset that holds them")
-
-
-NPY_MAGIC = b"\x93NUMPY"
-
-
-def open_npy(path: str | os.PathLike) -> np.ndarray:
-    """A read-only memory map of a ``.npy`` file. A file that is not one, holds Python objects
-    (never unpickled) or ends early is one :class:`DatasetFileError` naming it and saying which:
-    numpy's own messages point at unsafe loading or at mmap sizes instead."""
-    path = Path(path)
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, EOFError) as error:
-        raise DatasetFileError(f"{path}: not a valid .npy array: {_npy_problem(path, error)}") \
-            from None
-
-
-def _npy_problem(path: Path, error: Exception) -> str:
-    """What is wrong with a ``.npy`` file numpy refused, from its header and size."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        if f.read(len(NPY_MAGIC)) != NPY_MAGIC:
-            return f"not a .npy file, or damaged: it does not begin with the .npy signature " \
-                f"({size} bytes)"
-        f.seek(0)
-        try:
-            header = _npy_header(f)
-        except (ValueError, EOFError, SyntaxError) as header_error:
-            return f"damaged header ({size} bytes): {header_error}"
-        offset = f.tell()
-    if header is None:
-        return f"damaged header ({size} bytes): {error}"
-    shape, _, dtype = header
-    if dtype.hasobject:
-        return "it holds Python objects, which are never unpickled; save a numeric array"
-    return _incomplete(size, offset, shape, dtype) or f"{type(error).__name__}: {error}"
-
-
-def _npy_header(f) -> tuple | None:
-    """(shape, fortran order, dtype) of the ``.npy`` data at ``f``'s position, which is left at
-    the first byte of the array; None for a format version without a public reader."""
-    version = np.lib.format.read_magic(f)
-    if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(f)
-    if version == (2, 0):
-        return np.lib.format.read_array_header_2_0(f)
-    return None
-
-
-def _incomplete(size: int, offset: int, shape: tuple, dtype: np.dtype) -> str | None:
-    """'damaged or incomplete (...)' when ``size`` bytes cannot hold the array, else None."""
-    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if size >= expected:
-        return None
-    return (f"damaged or incomplete ({size} bytes, expected {expected} for {dtype} "
-            f"{tuple(shape)} after a {offset}-byte header)")
-
-
-def _h5_names(f: h5py.File) -> list[str]:
-    names = []
-    f.visititems(lambda name, obj: names.append(name) if len(names) < 20 else None)
-    return names
-
-
-def _h5_table(f: h5py.File, key: str, path: Path) -> list[dict]:
-    if key not in f:
-        raise DatasetFileError(f"{path}: no attribute table {key!r}; it holds: "
-                               f"{', '.join(_h5_names(f))}")
-    node = f[key]
-    if isinstance(node, h5py.Group):
-        columns = {k: v[()] for k, v in node.items() if isinstance(v, h5py.Dataset)}
-    elif node.dtype.names:
-        data = node[()]
-        columns = {k: data[k] for k in node.dtype.names}
-    else:
-        raise DatasetFileError(f"{path}: attribute table {key!r} must be a compound dataset "
-                               "or a group of 1-D columns")
-    rows = {len(v) for v in columns.values()}
-    if len(rows) != 1:
-        raise DatasetFileError(f"{path}: columns of {key!r} differ in length")
-    n = rows.pop()
-    return [{k: _plain(v[i]) for k, v in columns.items()} for i in range(n)]
-
-
-def _plain(value):
-    """An HDF5 / numpy value as JSON-able Python."""
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()] if value.ndim else _plain(value.item())
-    if isinstance(value, np.generic):
-        return _plain(value.item())
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _npz_names(path: Path) -> list[str]:
-    try:
-        with zipfile.ZipFile(path) as z:
-            return [n[:-4] if n.endswith(".npy") else n for n in z.namelist()]
-    except zipfile.BadZipFile:
-        raise DatasetFileError(f"{path}: not a .npz (zip) file") from None
-
-
-def _npz_memmap(path: Path, key: str) -> np.ndarray | None:
-    """A read-only memmap of an uncompressed ``.npz`` member, or None when it is compressed."""
-    with zipfile.ZipFile(path) as z:
-        info = z.getinfo(key + ".npy")
-        if info.compress_type != zipfile.ZIP_STORED:
-            return None
-    with open(path, "rb") as f:
-        f.seek(info.header_offset)
-        local = f.read(30)
-        if local[:4] != b"PK\x03\x04":
-            return None
-        name_len = int.from_bytes(local[26:28], "little")
-        extra_len = int.from_bytes(local[28:30], "little")
-        f.seek(info.header_offset + 30 + name_len + extra_len)
-        header = _npy_header(f)
-        if header is None:
-            return None
-        shape, fortran, dtype = header
-        if dtype.hasobject:
-            raise DatasetFileError(f"{path}: {key!r} holds Python objects (pickles are never "
-                                   "loaded)")
-        offset = f.tell()
-    problem = _incomplete(os.path.getsize(path), offset, shape, dtype)
-    if problem is not None:  # else numpy's "mmap length is greater than file size"
-        raise DatasetFileError(f"{path}: member {key!r} is {problem}")
-    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
-                     order="F" if fortran else "C")
-
-
-def _format_of(path: Path, fmt: str) -> str:
+def format_of(path: Path, fmt: str) -> str:
+    """The format of ``path``: ``fmt`` unless it is ``auto``, else from the suffix (a ``.npz``
+    with the PredRNN keys is ``predrnn``)."""
     if fmt != "auto":
         return fmt
     suffix = path.suffix.lower()
@@ -335,6 +193,6 @@ def _format_of(path: Path, fmt: str) -> str:
     if suffix == ".npy":
         return "npy"
     if suffix == ".npz":
-        return "predrnn" if set(PREDRNN_KEYS) <= set(_npz_names(path)) else "npz"
+        return "predrnn" if set(PREDRNN_KEYS) <= set(npz_names(path)) else "npz"
     raise ValueError(f"{path}: cannot tell the format from the suffix {suffix!r}; set "
                      f"format = one of {', '.join(FORMATS)}")

@@ -8,17 +8,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .file_config import SequenceFileConfig
+from .config import SequenceFileConfig
 
 if TYPE_CHECKING:
-    from .frame_store import FrameStore
+    from ..core.windows import FrameStore
 
 STATS_CHUNK_BYTES = 64 << 20  # frames read at a time when computing min/max
 CONSTANT_SAMPLE = (8, 32)  # sequences, frames each: what a fixed range reads to spot constant data
 
 
-def _normalization(config: SequenceFileConfig, store: FrameStore, train_units: list,
-                   channels: int) -> dict:
+def choose_normalization(config: SequenceFileConfig, store: FrameStore, train_units: list,
+                         channels: int) -> dict:
+    """The map to [0, 1] that ``config.normalize`` asks for (default: ``range`` for integer data,
+    ``minmax`` over the training units for float data), as the record's ``normalization``."""
     spec = config.normalize
     dtype = store.sources[0].dtype
     default = "range" if np.issubdtype(dtype, np.integer) or dtype == np.bool_ else "minmax"
@@ -92,7 +94,7 @@ _STATS_CACHE: dict = {}
 MAX_CACHED_SCANS = 8  # results kept per process (each two small arrays), oldest dropped first
 
 
-def _scan(store: FrameStore, units: list) -> tuple[np.ndarray, np.ndarray]:
+def scan_min_max(store: FrameStore, units: list) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel (min, max) over ``units``, read in chunks of at most
     :data:`STATS_CHUNK_BYTES` with running minima and maxima, so memory stays bounded whatever
     the number of sequences; a NaN or inf anywhere is an error (float data).
@@ -119,7 +121,7 @@ def _scan(store: FrameStore, units: list) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _train_min_max(store: FrameStore, units: list, per_channel: bool):
-    low, high = _scan(store, units)
+    low, high = scan_min_max(store, units)
     if per_channel:
         return low, high
     return np.atleast_1d(low.min()), np.atleast_1d(high.max())

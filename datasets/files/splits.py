@@ -1,20 +1,17 @@
-"""Splitting a dataset's sequences (or segments of them) into train / val / test, and windows."""
+"""Splitting a dataset's sequences (or segments of them) into train / val / test, in words too."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .file_config import SequenceFileConfig
+from .config import SequenceFileConfig
 
 if TYPE_CHECKING:
-    from .frame_store import FrameStore
-
-if TYPE_CHECKING:
-    pass
+    from ..core.windows import FrameStore
 
 
-def _split_units(config: SequenceFileConfig, units: list, roles: list) -> dict[str, list]:
+def split_units(config: SequenceFileConfig, units: list, roles: list) -> dict[str, list]:
     """Units per split: by file role where files are given per split, else by fraction."""
     if config.paths:
         splits = {name: [u for u, r in zip(units, roles, strict=True) if r == name]
@@ -52,12 +49,7 @@ def _divide(config: SequenceFileConfig, units: list, fractions: dict) -> dict[st
     return out
 
 
-def _windows(units: list, seq_len: int, stride: int) -> np.ndarray:
-    rows = [(seq, a) for seq, start, stop in units for a in range(start, stop - seq_len + 1, stride)]
-    return np.array(rows, dtype=np.int64).reshape(-1, 2)
-
-
-def _ranges(units: list, store: FrameStore, config: SequenceFileConfig) -> list:
+def split_ranges(units: list, store: FrameStore, config: SequenceFileConfig) -> list:
     """Sequence ids of a split ([id, start, stop] where sequences are cut into segments)."""
     if not config.segment_length:
         return compact_ids([seq for seq, _, _ in units])
@@ -86,7 +78,8 @@ def expand_ids(text: str) -> list[int]:
     return out
 
 
-def _split_rule(config: SequenceFileConfig) -> str:
+def split_rule(config: SequenceFileConfig) -> str:
+    """How ``config`` splits its sequences, in words, for the record's ``split_rule``."""
     if config.paths:
         return "by file: " + ", ".join(f"{k}={v}" for k, v in config.paths.items()) + (
             "" if "val" in config.paths else "; validation taken from the training sequences")

@@ -37,8 +37,9 @@ from PIL import Image
 
 from bench.runtime.files import write_text
 
-from .registry import register_dataset
-from .standard_common import (
+from ..core.windows import unit_windows
+from ..registry import register_dataset
+from .common import (
     MissingDataError,
     listing,
     need_data_root,
@@ -157,11 +158,10 @@ def find_videos(root: Path) -> list[tuple[int, str, Path]]:
 
 
 def _windows(lengths: list[int], actions: list[str], seq_len: int, first_id: int) -> np.ndarray:
-    rows = []
-    for i, (length, action) in enumerate(zip(lengths, actions, strict=True)):
-        stride = DENSE_STRIDE if action in DENSE_ACTIONS else seq_len
-        rows += [(first_id + i, a) for a in range(length - seq_len, -1, -stride)][::-1]
-    return np.array(rows, dtype=np.int64).reshape(-1, 2)
+    """Each video's windows, counted back from its last frame (OpenSTL ``DataProcess.load_data``)."""
+    units = [(first_id + i, 0, length) for i, length in enumerate(lengths)]
+    strides = [DENSE_STRIDE if action in DENSE_ACTIONS else seq_len for action in actions]
+    return unit_windows(units, seq_len, strides, from_end=True)
 
 
 def kth_dataset(name: str, in_len: int, out_len: int, data_root, n_val, n_test,

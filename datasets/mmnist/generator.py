@@ -1,11 +1,14 @@
-"""The Moving MNIST generator (Srivastava et al., 2015), as REFERENCE.md section 5 gives it.
+"""The Moving MNIST generator of Srivastava, Mansimov and Salakhutdinov, "Unsupervised Learning of
+Video Representations using LSTMs" (ICML 2015; data page
+http://www.cs.toronto.edu/~nitish/unsupervised_video/), as OpenSTL implements it
+(chengtan9907/OpenSTL ``openstl/datasets/dataloader_moving_mnist.py``, ``MovingMNIST``).
 
 Each digit starts at a uniform random position in the free range (canvas minus digit size)
-with a uniform random direction and moves 0.1 of the free range per frame. Like the reference
-code, a step is taken before every recorded frame, and a coordinate that leaves [0, 1] is
-clamped to the wall and its velocity component flipped. Positions are scaled to pixels and
-truncated to integers; digits are combined by pixel-wise max. Everything is vectorised over
-clips (and digits); only time is a Python loop, in :func:`bounce_path`.
+with a uniform random direction and moves 0.1 of the free range per frame. Like that code
+(``get_random_trajectory``), a step is taken before every recorded frame, and a coordinate
+that leaves [0, 1] is clamped to the wall and its velocity component flipped. Positions are
+scaled to pixels and truncated to integers; digits are combined by pixel-wise max. Everything
+is vectorised over clips (and digits); only time is a Python loop, in :func:`bounce_path`.
 """
 from __future__ import annotations
 
@@ -18,8 +21,8 @@ def bounce_path(start: np.ndarray, angle: np.ndarray, seq_len: int, step: float 
     """Positions in the unit square, float64 ``[..., seq_len, 2]`` as (y, x).
 
     ``start`` is ``[..., 2]`` (y, x) in [0, 1]; ``angle`` is ``[...]`` in radians, the
-    direction of motion with velocity (sin, cos) in (y, x). This is the reference
-    ``_get_random_trajectory`` loop, run for all leading indices at once.
+    direction of motion with velocity (sin, cos) in (y, x). This is OpenSTL's
+    ``get_random_trajectory`` loop, run for all leading indices at once.
     """
     pos = np.array(start, dtype=np.float64)
     vel = np.stack([np.sin(angle), np.cos(angle)], axis=-1)
@@ -55,7 +58,7 @@ def trajectories(
 def pixel_path(start: np.ndarray, angle: np.ndarray, seq_len: int, free: int) -> np.ndarray:
     """:func:`bounce_path` scaled to ``[0, free]`` pixels and truncated, int64 ``[..., T, 2]``."""
     path = bounce_path(start, angle, seq_len)
-    return (path * free).astype(np.int64)  # truncation, as the reference's astype(int32)
+    return (path * free).astype(np.int64)  # truncation, as OpenSTL's astype(np.int32)
 
 
 def compose_clips(patches: np.ndarray, positions: np.ndarray, frame_size: int) -> np.ndarray:

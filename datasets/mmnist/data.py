@@ -1,7 +1,7 @@
 """Moving MNIST for the harness: choose the digit source, build the splits, name it honestly.
 
 - Digits: MNIST ``train-images-idx3-ubyte(.gz)`` from ``data_root`` when present, otherwise
-  the embedded glyph digits (:mod:`datasets.glyphs`, not MNIST).
+  the embedded glyph digits (:mod:`datasets.mmnist.glyphs`, not MNIST).
 - Train: clips generated on the fly from the training digits, one stream per seed.
 - Validation: ``n_val`` clips generated once from the training digits (fixed seed), cached.
 - Test: ``data_root/mnist_test_seq.npy`` when its clips fit the config (two digits,
@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.clips import HDF5Clips
+from ..core.eval_cache import cached_clips, params_digest
+from ..core.sequence_data import SequenceData, split_rng
 from . import glyphs, mnist_files
-from .clip_datasets import HDF5Clips, MovingMNISTTestSeq
-from .eval_cache import cached_clips, params_digest
-from .moving_mnist import STEP, generate_clips
-from .sequence_data import SequenceData, split_rng
+from .generator import STEP, generate_clips
+from .mnist_files import MovingMNISTTestSeq
 
 EMBEDDED_TRAIN = (10000, 0)  # (count, seed) of the embedded training/validation digits
 EMBEDDED_TEST = (2000, 1)  # (count, seed) of the embedded test digits, disjoint from training
@@ -60,7 +61,9 @@ class MovingMNISTConfig:
 
 
 @dataclass
-class _Digits:
+class Digits:
+    """The digit (or item) images of a Moving MNIST-style dataset and how to name them."""
+
     train: np.ndarray
     test: np.ndarray | None  # held out for a generated test set; None when the file is used
     tag: str  # short name for file names
@@ -88,7 +91,7 @@ def moving_mnist(config: MovingMNISTConfig) -> SequenceData:
                          f"({digits.train.shape[1]} px); use frame_size >= that")
 
     files: dict[str, Path] = {} if images_path is None else {"digits": images_path}
-    files["val"] = _generated_split("val", digits.train, config.n_val, VAL_SEED, digits, config)
+    files["val"] = generated_split("val", digits.train, config.n_val, VAL_SEED, digits, config)
     val = HDF5Clips(files["val"], config.n_val, config.seq_len)
     if use_test_file:
         files["test"] = test_seq_path
@@ -97,7 +100,7 @@ def moving_mnist(config: MovingMNISTConfig) -> SequenceData:
         test_description = (f"test: {n_test} clips of {mnist_files.TEST_SEQ_NAME} (the standard "
                             f"Moving MNIST test set), frames 0-{config.seq_len - 1}")
     else:
-        files["test"] = _generated_split("test", digits.test, config.n_test, TEST_SEED, digits,
+        files["test"] = generated_split("test", digits.test, config.n_test, TEST_SEED, digits,
                                          config)
         test = HDF5Clips(files["test"], config.n_test, config.seq_len)
         test_description = (f"test: {config.n_test} clips generated from held-out digits "
@@ -160,7 +163,7 @@ def _standard_test_unusable(path: Path, config: MovingMNISTConfig) -> str | None
     return None
 
 
-def _digits(images_path: Path | None, held_out: bool) -> _Digits:
+def _digits(images_path: Path | None, held_out: bool) -> Digits:
     if images_path is None:
         train = _embedded(*EMBEDDED_TRAIN)
         test = _embedded(*EMBEDDED_TEST) if held_out else None
@@ -169,24 +172,24 @@ def _digits(images_path: Path | None, held_out: bool) -> _Digits:
         if held_out:
             description += (f", {EMBEDDED_TEST[0]} digit images for the test clips (seed "
                             f"{EMBEDDED_TEST[1]})")
-        return _Digits(train, test, "embedded", description)
-    images = _mnist_images(str(images_path.resolve()), *_file_version(images_path))
+        return Digits(train, test, "embedded", description)
+    images = mnist_images(images_path)
     if not held_out:
-        return _Digits(images, None, "mnist",
+        return Digits(images, None, "mnist",
                        f"digits: MNIST {images_path.name}, all {len(images)} for training")
     n_held = min(MNIST_HELD_OUT, len(images) // 6)
     if n_held < 1:
         raise ValueError(f"{images_path}: {len(images)} images; need at least 6 to hold out "
                          "test digits")
-    return _Digits(
+    return Digits(
         images[:-n_held], images[-n_held:], "mnist",
         f"digits: MNIST {images_path.name}, first {len(images) - n_held} for training and "
         f"validation, last {n_held} held out for the test set",
     )
 
 
-def _generated_split(split: str, digits: np.ndarray, n_clips: int, seed: int,
-                     source: _Digits, config: MovingMNISTConfig) -> Path:
+def generated_split(split: str, digits: np.ndarray, n_clips: int, seed: int,
+                    source: Digits, config: MovingMNISTConfig) -> Path:
     """Write (once) and return the HDF5 file of a generated evaluation split."""
     params = {
         "split": split,
@@ -217,9 +220,10 @@ def _array_sha256(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array)).hexdigest()
 
 
-def _file_version(path: Path) -> tuple[int, int]:
+def mnist_images(path: Path) -> np.ndarray:
+    """The images of an IDX file (MNIST or Fashion-MNIST), read again only when it changes."""
     stat = os.stat(path)
-    return stat.st_mtime_ns, stat.st_size
+    return _mnist_images(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
 
 
 @functools.lru_cache(maxsize=2)

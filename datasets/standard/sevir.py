@@ -34,8 +34,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .registry import register_dataset
-from .standard_common import (
+from ..core.windows import unit_windows
+from ..registry import register_dataset
+from .common import (
     MissingDataError,
     data_units,
     listing,
@@ -130,7 +131,6 @@ def sevir_dataset(name: str, pool: int, data_root, n_val, n_test):
               "val": (vil["time"] > TRAIN_VAL_DATE) & (vil["time"] <= TRAIN_TEST_DATE),
               "test": vil["time"] > TRAIN_TEST_DATE}
     seq_len = IN_LEN + OUT_LEN
-    starts = np.arange(0, frame_count - seq_len + 1, STRIDE)
     sources, windows, first_id, event_ids = [], {}, 0, {}
     for split, mask in splits.items():
         rows = vil[mask]
@@ -140,8 +140,8 @@ def sevir_dataset(name: str, pool: int, data_root, n_val, n_test):
             raise MissingDataError(f"dataset {name!r}: {catalog_path} lists no {split} vil "
                                    f"event (split dates {TRAIN_VAL_DATE}, {TRAIN_TEST_DATE})")
         source = SevirEvents(events, pool, frame_count, (h, w))
-        ids = first_id + np.arange(len(events))
-        windows[split] = np.stack(np.meshgrid(ids, starts, indexing="ij"), -1).reshape(-1, 2)
+        units = [(first_id + i, 0, frame_count) for i in range(len(events))]
+        windows[split] = unit_windows(units, seq_len, STRIDE)
         event_ids[split] = {"events": len(events),
                             "first": str(rows["time"].min()), "last": str(rows["time"].max())}
         sources.append(source)

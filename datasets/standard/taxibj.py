@@ -31,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .file_readers import _npz_memmap, _npz_names
-from .registry import register_dataset
-from .standard_common import (
+from ..core.npy import npz_memmap, npz_names
+from ..core.windows import unit_windows
+from ..registry import register_dataset
+from .common import (
     data_units,
     need_data_root,
     normalization_record,
@@ -96,11 +97,11 @@ def flow_units(part: TaxiBJPart) -> tuple[dict | None, str]:
 
 
 def _array(path: Path, key: str) -> np.ndarray:
-    names = _npz_names(path)
+    names = npz_names(path)
     if key not in names:
         raise ValueError(f"{path}: no array {key!r}; it holds {names} (expected "
                          f"{', '.join(KEYS)})")
-    array = _npz_memmap(path, key)
+    array = npz_memmap(path, key)
     if array is None:
         with np.load(path, allow_pickle=False) as npz:
             array = npz[key]
@@ -128,7 +129,8 @@ def taxibj(data_root: str | None = None, n_val: int | None = None, n_test: int |
         raise ValueError(f"{path}: {n} training samples are too few to hold out validation")
     ids = {"train": np.arange(n_train), "val": np.arange(n - n_val_samples, n),
            "test": len(train) + np.arange(len(test))}  # global ids: train part, then test part
-    windows = {k: np.stack([v, np.zeros_like(v)], axis=1).astype(np.int64) for k, v in ids.items()}
+    windows = {k: unit_windows([(i, 0, gap) for i in v.tolist()], gap, gap)  # one per sample
+               for k, v in ids.items()}
     physical, flow_note = flow_units(train)
     normalization = normalization_record(
         -1.0, 2.0, "fixed: [-1, 1] -> [0, 1], x01 = (x + 1) / 2",

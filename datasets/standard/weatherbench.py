@@ -39,8 +39,9 @@ import numpy as np
 
 from bench.runtime.files import write_text
 
-from .registry import register_dataset
-from .standard_common import (
+from ..core.windows import unit_windows
+from ..registry import register_dataset
+from .common import (
     MissingDataError,
     data_units,
     listing,
@@ -156,8 +157,9 @@ def weatherbench(data_root: str | None = None, n_val: int | None = None,
                                    f"{folder}/*.nc (layout: {LAYOUT}); get the files from "
                                    f"{GET_FROM}")
         s = HourlySeries(arrays, segments, frame_shape)
-        starts = np.arange(0, s.lengths[0] - seq_len - 1)  # OpenSTL: H - 25 windows
-        windows[split] = np.stack([np.full_like(starts, first_id), starts], axis=1)
+        # OpenSTL drops a split's last hour and a window needs one hour more than it uses (the
+        # hour after its targets), so H hours give H - 25 windows, starts 0 .. H - 26
+        windows[split] = unit_windows([(first_id, 0, s.lengths[0] - 1)], seq_len + 1, 1)
         series.append(s)
         first_id += 1
     files_info = listing(paths, folder)

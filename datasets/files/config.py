@@ -7,14 +7,10 @@ from pathlib import Path
 
 import tomllib
 
+from ..core.names import safe_component
 from .layouts import check_layout
-from .names import safe_component
 
 FORMATS = ("hdf5", "npy", "npz", "predrnn")
-
-
-class DatasetFileError(ValueError):
-    """A data file that cannot serve as a sequence dataset (missing key, wrong rank, NaN...)."""
 
 
 @dataclass

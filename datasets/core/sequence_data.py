@@ -1,7 +1,6 @@
 """What the training loop receives: an endless training stream and fixed evaluation splits."""
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,8 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .clip_datasets import to_unit_float
-from .eval_cache import sha256_file
+from .clips import to_unit_float
+from .digests import cached_sha256
 
 # Each split draws from its own random stream, so no seed value makes two splits coincide.
 _STREAM_IDS = {"train": 0, "val": 1, "test": 2}
@@ -80,18 +79,8 @@ class SequenceData:
                        "test": len(self.test)},
             **self.details,
             "files": {
-                role: {"path": str(path), "sha256": _sha256(path)}
+                role: {"path": str(path), "sha256": cached_sha256(path)}
                 for role, path in self.files.items()
             },
         }
 
-
-def _sha256(path: str | Path) -> str:
-    stat = Path(path).stat()
-    return _sha256_of_version(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=64)
-def _sha256_of_version(path: str, mtime_ns: int, size: int) -> str:
-    # Hashing a 10000-clip set takes a moment; a file is re-hashed only when it changes.
-    return sha256_file(path)

@@ -1,4 +1,6 @@
-"""Readers for the Moving MNIST source files (REFERENCE.md, section 5).
+"""Readers for the Moving MNIST source files (the files of Srivastava, Mansimov and
+Salakhutdinov, ICML 2015, http://www.cs.toronto.edu/~nitish/unsupervised_video/, which OpenSTL's
+``openstl/datasets/dataloader_moving_mnist.py`` reads too).
 
 - ``train-images-idx3-ubyte(.gz)``: IDX images, a 16-byte big-endian header (magic 2051,
   count, rows, columns) followed by ``count x rows x columns`` uint8 pixels.
@@ -13,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .file_readers import open_npy
+from ..core.clips import ClipDataset
+from ..core.npy import open_npy
 
 TRAIN_IMAGES_NAMES = ("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte")
 TEST_SEQ_NAME = "mnist_test_seq.npy"
@@ -85,3 +88,10 @@ def read_mnist_test_seq(path: str | os.PathLike) -> np.ndarray:
             "(frames, sequences, height, width) such as (20, 10000, 64, 64)"
         )
     return seq.transpose(1, 0, 2, 3)[:, :, None]
+
+
+class MovingMNISTTestSeq(ClipDataset):
+    """Clips from ``mnist_test_seq.npy`` (time first on disk), through a read-only memmap."""
+
+    def _open(self):
+        return read_mnist_test_seq(self.path)

@@ -7,8 +7,9 @@ Facts and their sources:
   (github.com/zalandoresearch/fashion-mnist), in ``DATA_ROOT/moving_fmnist/`` where OpenSTL
   keeps them (``tools/prepare_data/download_mfmnist.sh``).
 - Clips: two items bouncing in a 64 x 64 canvas, 10 -> 10 frames, the standard Moving MNIST
-  generator (REFERENCE.md section 5; OpenSTL ``dataloader_moving_mnist.py`` with
-  ``data_name='fmnist'``), values / 255.
+  generator (Srivastava, Mansimov and Salakhutdinov, ICML 2015: :mod:`datasets.mmnist.generator`;
+  OpenSTL ``openstl/datasets/dataloader_moving_mnist.py`` with ``data_name='fmnist'``),
+  values / 255.
 - Split: training clips are generated on the fly from the training images; validation clips
   once from the training images (fixed seed); test clips once from the test images (fixed
   seed), so no test clip holds a training item. (OpenSTL ships a generated
@@ -18,13 +19,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import mnist_files
-from .clip_datasets import HDF5Clips
-from .mmnist_data import MovingMNISTConfig, _Digits, _file_version, _generated_split, _mnist_images
-from .moving_mnist import STEP, generate_clips
-from .registry import register_dataset
-from .sequence_data import SequenceData
-from .standard_common import need_data_root, normalization_record, require
+from ..core.clips import HDF5Clips
+from ..core.sequence_data import SequenceData
+from ..mmnist.data import Digits, MovingMNISTConfig, generated_split, mnist_images
+from ..mmnist.generator import STEP, generate_clips
+from ..registry import register_dataset
+from .common import need_data_root, normalization_record, require
 
 FOLDER = "moving_fmnist"
 TRAIN_NAME, TEST_NAME = "train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"
@@ -43,15 +43,13 @@ def mfmnist(data_root: str | None = None, n_val: int = 1000, n_test: int = 10000
     root = need_data_root(data_root, "mfmnist", LAYOUT, GET_FROM)
     paths = {role: require(root / FOLDER / name, "mfmnist", LAYOUT, GET_FROM)
              for role, name in (("train_images", TRAIN_NAME), ("test_images", TEST_NAME))}
-    train = _mnist_images(str(paths["train_images"].resolve()),
-                          *_file_version(paths["train_images"]))
-    test = _mnist_images(str(paths["test_images"].resolve()), *_file_version(paths["test_images"]))
+    train, test = mnist_images(paths["train_images"]), mnist_images(paths["test_images"])
     config = MovingMNISTConfig(n_val=n_val, n_test=n_test, cache_dir=cache_dir)
-    items = _Digits(train, test, "fashion", f"Fashion-MNIST {TRAIN_NAME} ({len(train)} items) "
+    items = Digits(train, test, "fashion", f"Fashion-MNIST {TRAIN_NAME} ({len(train)} items) "
                                             f"/ {TEST_NAME} ({len(test)} items)")
     files = dict(paths)
-    files["val"] = _generated_split("val", train, n_val, VAL_SEED, items, config)
-    files["test"] = _generated_split("test", test, n_test, TEST_SEED, items, config)
+    files["val"] = generated_split("val", train, n_val, VAL_SEED, items, config)
+    files["test"] = generated_split("test", test, n_test, TEST_SEED, items, config)
 
     def make_train_clips(batch_size: int, rng: np.random.Generator) -> np.ndarray:
         return generate_clips(train, batch_size, config.seq_len, rng, 64, 2)
@@ -71,10 +69,7 @@ def mfmnist(data_root: str | None = None, n_val: int = 1000, n_test: int = 10000
                                "the t10k test images",
                  "normalization": normalization_record(
                      0.0, 255.0, "fixed: uint8 pixels / 255", units="8-bit pixel value",
-                     source="Moving MNIST generator (REFERENCE.md section 5)")},
+                     source="Moving MNIST generator (Srivastava, Mansimov and "
+                            "Salakhutdinov, ICML 2015)")},
     )
 
-
-def check_images(path) -> None:
-    """Used by the downloader: the file reads as IDX images."""
-    mnist_files.read_idx_images(path)

@@ -1,0 +1,1 @@
+"""Generated datasets that need no download: the ``blobs`` example and its registration."""
