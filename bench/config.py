@@ -1,4 +1,5 @@
-"""Typed run configuration, the presets, and the hash that identifies a configuration."""
+"""Typed run configuration, the closed sets of values of its string options, the presets, and the
+hash that identifies a configuration."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,31 +9,56 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .runtime.choices import unknown_choice
+from .runtime.precision import AMP_MODES
+
+# The closed sets of values of TrainConfig's string options: the one table that validation
+# (``--set``), the loop and every "accepted: ..." message read.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "optimizer": ("adamw", "adam"),
+    # cosine: stepped per epoch, down to min_lr
+    "lr_schedule": ("cosine", "constant"),
+    # mse+l1: (sum sq. error + sum abs. error) / 4, as the authors; mse: per-element mean
+    "loss": ("mse+l1", "mse"),
+    # linear: scheduled sampling, eta 1 -> 0 over sampling_steps | reverse: PredRNN-V2's reverse
+    # scheduled sampling (also inside the input window) | none: always the model's own output
+    "sampling": ("linear", "reverse", "none"),
+    "amp": AMP_MODES,  # fp16 on CUDA only; defined beside autocast (bench.runtime.precision)
+    # reduce-overhead: CUDA graphs
+    "compile_mode": ("default", "reduce-overhead", "max-autotune"),
+}
+
+
+def choice_error(option: str, value: object) -> ValueError:
+    """The error (to raise) for ``value`` outside ``CHOICES[option]``: ``unknown loss 'l2';
+    accepted: mse+l1, mse``."""
+    return unknown_choice(option, value, CHOICES[option])
+
 
 @dataclass
 class TrainConfig:
-    """The shared training loop's options. Defaults are the MoDeRNN authors' protocol."""
+    """The shared training loop's options. Defaults are the MoDeRNN authors' protocol. Each
+    string option (optimizer, lr_schedule, loss, sampling, amp, compile_mode) takes one of its
+    ``CHOICES``, which also says what the values mean."""
 
     epochs: int = 400
     steps_per_epoch: int = 200
     batch_size: int = 32
-    optimizer: str = "adamw"  # adamw | adam
+    optimizer: str = "adamw"
     lr: float = 1e-3
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.999)
-    lr_schedule: str = "cosine"  # cosine (stepped per epoch, down to min_lr) | constant
+    lr_schedule: str = "cosine"
     min_lr: float = 1e-6
-    loss: str = "mse+l1"  # mse+l1: (sum sq. error + sum abs. error) / 4, as the authors | mse
+    loss: str = "mse+l1"
     reverse_pass: bool = True  # a second step on the same clips reversed in time
-    # linear: scheduled sampling, eta 1 -> 0 over sampling_steps | reverse: PredRNN-V2's reverse
-    # scheduled sampling (also inside the input window) | none: always the model's own output
     sampling: str = "linear"
     sampling_steps: int = 40_000  # iterations over which eta falls from 1 to 0
     reverse_steps: tuple[int, int] = (25_000, 50_000)  # reverse sampling's two phase boundaries
     reverse_exp_alpha: float = 5_000.0  # time constant of reverse sampling's input-window ramp
     warmup_loss_skip: int | None = 1  # compare warm-up outputs from this call on; None: future only
     grad_clip: float | None = None  # max gradient norm
-    amp: str = "none"  # none | bf16 | fp16 (fp16 on CUDA only)
+    amp: str = "none"
     eval_batch_size: int = 32
     checkpoint_every: int = 1  # epochs
     # also checkpoint (last.pt) every this many iterations, mid-epoch; 0: at epoch ends only
@@ -43,7 +69,7 @@ class TrainConfig:
     # progress bar); between them the loop never waits for the device
     sync_every: int = 25
     compile: bool = False  # torch.compile what a model runs per step (a recurrent cell's step)
-    compile_mode: str = "default"  # default | reduce-overhead (CUDA graphs) | max-autotune
+    compile_mode: str = "default"
     tf32: bool = True  # CUDA: TensorFloat-32 for float32 matmuls and convolutions
 
 

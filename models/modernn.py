@@ -2,7 +2,8 @@
 
 Chai, Xu & Yuan 2021, "MoDeRNN: Towards Fine-grained Motion Details for Spatiotemporal
 Predictive Learning", arXiv:2110.12978. Reference code: czh-98/MoDeRNN, ``models/MoDeRNN.py``
-(commit 4db34f4); this file follows it equation for equation (see REFERENCE.md section 1).
+(commit 4db34f4); this file follows it equation for equation (tests/test_modernn.py checks it
+against outputs of that code, tests/fixtures/README.md).
 
 One cell step, input x and state (h, c):
 

@@ -210,7 +210,7 @@ def test_training_throughput_is_the_training_runs_own_and_a_disagreement_is_flag
 def test_a_profile_only_table_labels_its_training_throughput():
     from test_report import profile_record
 
-    from bench.report import _profiled
+    from bench.report.sections import profiled_table as _profiled
     from bench.report.tables import cost_table
     table = _profiled(cost_table(cost_frame([profile_record("modernn"),
                                              profile_record("convlstm")])))

@@ -1,8 +1,8 @@
 """Per-frame video-prediction metrics (MSE, MAE, PSNR, SSIM), batched in torch.
 
-Conventions (REFERENCE.md section 3), all on frames in [0, 1] shaped ``[B, T, C, H, W]``;
-every function returns per-frame values ``[B, T]`` and runs on the tensors' device with no
-Python loop over samples or frames:
+Conventions (docs/metrics.md gives their sources), all on frames in [0, 1] shaped
+``[B, T, C, H, W]``; every function returns per-frame values ``[B, T]`` and runs on the tensors'
+device with no Python loop over samples or frames:
 
 * MSE / MAE are SUMMED over pixels and channels of a frame (e.g. over 64*64 pixels), as
   MoDeRNN, PredRNN and OpenSTL report them. A per-pixel mean silently divides by H*W*C

@@ -9,17 +9,9 @@ from typing import Any
 
 from datasets import safe_component  # noqa: F401 (one rule for model and dataset names; re-exported)
 
-from ..config import TrainConfig, check_finite
+from ..config import CHOICES, TrainConfig, check_finite
+from ..runtime.choices import accepted
 
-# Closed sets of values of TrainConfig's string options.
-CHOICES = {
-    "optimizer": ("adamw", "adam"),
-    "lr_schedule": ("cosine", "constant"),
-    "loss": ("mse+l1", "mse"),
-    "sampling": ("linear", "reverse", "none"),
-    "amp": ("none", "bf16", "fp16"),
-    "compile_mode": ("default", "reduce-overhead", "max-autotune"),
-}
 AT_LEAST = {"epochs": 1, "steps_per_epoch": 1, "batch_size": 1, "eval_batch_size": 1,
             "checkpoint_every": 1, "checkpoint_every_steps": 0, "sampling_steps": 0,
             "checkpoint_every_seconds": 0, "sync_every": 1}
@@ -92,7 +84,7 @@ def check_train_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
         except TypeError:
             raise ValueError(f"--set {key}={shown}: expected {_type_name(hints[key])}") from None
         if key in CHOICES and value not in CHOICES[key]:
-            raise ValueError(f"--set {key}={shown}: accepted: {', '.join(CHOICES[key])}")
+            raise ValueError(f"--set {key}={shown}: {accepted(CHOICES[key])}")
         if key in AT_LEAST and value < AT_LEAST[key]:
             raise ValueError(f"--set {key}={shown}: must be >= {AT_LEAST[key]}")
         checked[key] = value

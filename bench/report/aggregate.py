@@ -259,7 +259,7 @@ def unit_of(records: list[dict]) -> dict | None:
 def metrics_in_units(record: dict) -> dict | None:
     """A record's headline MSE/pixel, RMSE and MAE/pixel in its dataset's declared units:
     ``MSE/pixel * s**2``, ``sqrt(MSE/pixel) * s`` and ``MAE / (C*H*W) * s`` for the scale ``s``
-    of ``x = x01 * s + offset`` (REFERENCE.md: MAE is summed over a frame's C*H*W values,
+    of ``x = x01 * s + offset`` (docs/metrics.md: MAE is summed over a frame's C*H*W values,
     MSE/pixel is the per-pixel mean; the offset cancels in every difference). The RMSE is the
     root of the mean squared error over every test pixel, as OpenSTL's ``RMSE``. None when the
     dataset declares no units, or declares per-channel scales that differ (a metric averaged

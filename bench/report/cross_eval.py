@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..store import one_line
 from .aggregate import ACCURACY
-from .tables import DIGITS, _mean_std, _text
+from .tables import DIGITS, mean_std, text_cell
 
 TITLE = "Cross-dataset evaluation"
 NOTE = ("Each row is one trained cell's checkpoint (the one best on its own validation set, as its "
@@ -58,13 +58,13 @@ def cross_eval_frame(records: list[dict]) -> pd.DataFrame:
 def cross_eval_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Display table: model, seed, trained on, evaluated on, the metrics, own test MSE."""
     out = frame[["model", "seed"]].copy()
-    out["model"] = out["model"].map(lambda m: _text(m, False))
+    out["model"] = out["model"].map(lambda m: text_cell(m, False))
     out["trained on"], out["evaluated on"] = frame["trained_on"], frame["evaluated_on"]
     for key, (label, _) in ACCURACY.items():
-        out[label] = [_mean_std(v, np.nan, DIGITS[key], False) for v in frame[key]]
-    out["own test MSE"] = [_mean_std(v, np.nan, DIGITS["mse"], False) for v in frame["own_test_mse"]]
+        out[label] = [mean_std(v, np.nan, DIGITS[key], False) for v in frame[key]]
+    out["own test MSE"] = [mean_std(v, np.nan, DIGITS["mse"], False) for v in frame["own_test_mse"]]
     if (frame["status"] != "ok").any():
-        out["status"] = frame["status"].map(lambda s: _text(s, False))
+        out["status"] = frame["status"].map(lambda s: text_cell(s, False))
     return out
 
 

@@ -17,14 +17,14 @@ def accuracy_table(acc: pd.DataFrame, latex: bool = False, reference: str | None
     and a column of t-test p-values over seeds only where some model could be tested (3 or more
     seeds, trained). ``latex``: cells escaped for LaTeX with its markup (bold, $\\pm$); the
     headers stay plain text in both cases (:func:`to_latex` escapes them)."""
-    out = pd.DataFrame({"model": acc["model"].map(lambda m: _text(m, latex))})
+    out = pd.DataFrame({"model": acc["model"].map(lambda m: text_cell(m, latex))})
     ok = acc["status"] == "ok"
     shown = {**ACCURACY, **{k: v for k, v in OPTIONAL.items() if k in acc}}
     for key, (label, lower) in shown.items():
         best = _best(acc.loc[ok, key], lower)
         cells = []
         for _, row in acc.iterrows():
-            cell = _mean_std(row[key], row[f"{key}_std"], DIGITS[key], latex)
+            cell = mean_std(row[key], row[f"{key}_std"], DIGITS[key], latex)
             if key in OPTIONAL and row["status"] == "ok" and pd.isna(row[key]):
                 cell = "n/a"  # this model's records were tested without it
             elif row["status"] == "ok" and pd.isna(row[key]):
@@ -43,7 +43,7 @@ def accuracy_table(acc: pd.DataFrame, latex: bool = False, reference: str | None
                 _bold(cell, latex) if row["status"] == "ok" and best is not None
                 and row[key] == best else cell
                 for _, row in acc.iterrows()
-                for cell in [_mean_std(row[key], row[f"{key}_std"], digits, latex)]]
+                for cell in [mean_std(row[key], row[f"{key}_std"], digits, latex)]]
     out["seeds"] = acc["seeds"]
     if reference is not None and reference in set(acc.get("name", acc["model"])):
         out[f"Δ MSE vs {reference} [95% CI]"] = [_delta(row, reference) for _, row in acc.iterrows()]
@@ -51,7 +51,7 @@ def accuracy_table(acc: pd.DataFrame, latex: bool = False, reference: str | None
             out[f"p vs {reference} (seeds)"] = acc["p_seeds"].map(
                 lambda p: "" if math.isnan(p) else f"{p:.3f}")
     if not ok.all():
-        out["status"] = acc["status"].map(lambda s: _text(s, latex))
+        out["status"] = acc["status"].map(lambda s: text_cell(s, latex))
     return out
 
 
@@ -72,7 +72,7 @@ def _delta(row, reference: str) -> str:
 
 
 def cost_table(cost: pd.DataFrame, latex: bool = False) -> pd.DataFrame:
-    out = pd.DataFrame({"model": cost["model"].map(lambda m: _text(m, latex))})
+    out = pd.DataFrame({"model": cost["model"].map(lambda m: text_cell(m, latex))})
     for key, (label, lower, scale) in COST.items():
         if key not in cost:
             continue
@@ -107,7 +107,9 @@ def _best(values: pd.Series, lower: bool):
     return values.min() if lower else values.max()
 
 
-def _mean_std(mean: float, std: float, digits: int, latex: bool) -> str:
+def mean_std(mean: float, std: float, digits: int, latex: bool) -> str:
+    """A mean (and standard deviation when there is one) at ``digits`` decimals: ``12.34 ± 0.56``
+    (``$\\pm$`` in LaTeX); a missing mean reads ``failed`` (``--`` in LaTeX)."""
     if pd.isna(mean):
         return "failed" if not latex else "--"
     text = f"{mean:.{digits}f}"
@@ -136,7 +138,7 @@ def _bold(text: str, latex: bool) -> str:
     return rf"\textbf{{{text}}}" if latex else f"**{text}**"
 
 
-def _text(text: str, latex: bool) -> str:
+def text_cell(text: str, latex: bool) -> str:
     """A text cell: LaTeX-escaped, or for Markdown with no "|" (which would split the cell)."""
     return latex_escape(text) if latex else str(text).replace("|", "/")
 

@@ -5,6 +5,8 @@ import contextlib
 
 import torch
 
+from .choices import unknown_choice
+
 
 def precision_label(device: torch.device, cfg) -> str:
     """How the arithmetic was done: the autocast mode, and TF32 where it applies (CUDA)."""
@@ -19,13 +21,14 @@ def describe_precision(label: str) -> str:
     return words + (", TF32" if tf32 else "")
 
 
+# The one definition of the autocast modes (bench.config.CHOICES["amp"] takes it from here).
 AMP_MODES = ("none", "bf16", "fp16")
 
 
 def autocast(device: torch.device, amp: str):
-    """The autocast context for ``amp`` (none | bf16 | fp16); fp16 is CUDA-only."""
+    """The autocast context for ``amp`` (one of ``AMP_MODES``); fp16 is CUDA-only."""
     if amp not in AMP_MODES:
-        raise ValueError(f"unknown amp mode {amp!r}; accepted: {', '.join(AMP_MODES)}")
+        raise unknown_choice("amp mode", amp, AMP_MODES)
     if amp == "none":
         return contextlib.nullcontext()
     if amp == "fp16" and device.type != "cuda":

@@ -5,7 +5,7 @@ import torch
 
 from models import Prediction
 
-from ..config import TrainConfig
+from ..config import TrainConfig, choice_error
 
 
 def sequence_loss(pred: Prediction, frames: torch.Tensor, in_len: int, cfg: TrainConfig):
@@ -27,7 +27,7 @@ def sequence_loss(pred: Prediction, frames: torch.Tensor, in_len: int, cfg: Trai
         loss = error.square().mean()
         aux_scale = 1
     else:
-        raise ValueError(f"unknown loss {cfg.loss!r}; accepted: mse+l1, mse")
+        raise choice_error("loss", cfg.loss)
     if pred.aux_loss is not None:
         loss = loss + aux_scale * pred.aux_loss
     return loss

@@ -5,10 +5,8 @@ import math
 
 import torch
 
-from ..config import TrainConfig
+from ..config import TrainConfig, choice_error
 from ..runtime.device import to_device
-
-SAMPLING_MODES = ("linear", "reverse", "none")
 
 
 def sampling_eta(step: int, cfg: TrainConfig) -> float:
@@ -22,7 +20,7 @@ def sampling_eta(step: int, cfg: TrainConfig) -> float:
         if step < start:
             return 0.5
         return max(0.0, 0.5 - 0.5 * (step - start) / max(1, stop - start))
-    raise ValueError(f"unknown sampling {cfg.sampling!r}; accepted: {', '.join(SAMPLING_MODES)}")
+    raise choice_error("sampling", cfg.sampling)
 
 
 def reverse_eta(step: int, cfg: TrainConfig) -> float:
