@@ -99,7 +99,7 @@ def main(argv: list[str]) -> int:
 def print_report(folder: Path) -> None:
     """Writes the target store's report and prints its cross-dataset table and the folder."""
     from ..report import write_report  # pandas and seaborn take seconds to import
-    from ..report.cross_eval import cross_eval_markdown, latest_evaluations
+    from ..report.evaluation_table import cross_eval_markdown, latest_evaluations
     print(f"report: {write_report(folder)}")
     evaluations = latest_evaluations(ResultsStore(folder).records())
     if evaluations:

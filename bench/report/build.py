@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..runtime import files as atomic
 from ..store import RECORDS_FILE, ResultsStore
-from .cross_eval import latest_evaluations
+from .evaluation_table import latest_evaluations
 from .sections import write_cost_report, write_cross_eval_report, write_training_report
 
 DEFAULT_REFERENCE = "modernn"  # the model compared with, when in the grid and none is named

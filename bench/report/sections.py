@@ -19,9 +19,9 @@ from .aggregate import (
     per_frame_frame,
 )
 from .compute import compute_sections
-from .cross_eval import NOTE as CROSS_EVAL_NOTE
-from .cross_eval import TITLE as CROSS_EVAL
-from .cross_eval import cross_eval_section
+from .evaluation_table import NOTE as CROSS_EVAL_NOTE
+from .evaluation_table import TITLE as CROSS_EVAL
+from .evaluation_table import cross_eval_section
 from .index import write_examples, write_index
 from .notes import (
     CONVENTIONS,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..config import TrainConfig
+from ..config import TrainConfig, choice_error
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -15,7 +15,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     if cfg.optimizer in kinds:
         return kinds[cfg.optimizer](params, lr=cfg.lr, betas=cfg.betas,
                                     weight_decay=cfg.weight_decay, **fused)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; accepted: adamw, adam")
+    raise choice_error("optimizer", cfg.optimizer)
 
 
 def make_scheduler(optimizer, cfg: TrainConfig):
@@ -27,4 +27,4 @@ def make_scheduler(optimizer, cfg: TrainConfig):
         )
     if cfg.lr_schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
-    raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}; accepted: cosine, constant")
+    raise choice_error("lr_schedule", cfg.lr_schedule)
