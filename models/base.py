@@ -15,7 +15,7 @@ Every predictor is called as ``model(frames, in_len, out_len, truth_mask=None)``
 
 A model that learns statistics of the training data instead of weights (the mean-frame baseline)
 defines ``fit_from_data(batches)``; the harness calls it once per cell, before training and
-evaluation, with a fixed number of training batches ``[B, T, C, H, W]`` (bench.runner.FIT_BATCHES)
+evaluation, with a fixed number of training batches ``[B, T, C, H, W]`` (bench.grid.cells.FIT_BATCHES)
 drawn from the cell's seeded training stream. The loop never asks which model it is.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """PredRNN-V2: PredRNN's ST-LSTM with a memory-decoupling loss (and, in the loop, reverse
-scheduled sampling: ``TrainConfig(sampling="reverse")``, see bench/schedule.py).
+scheduled sampling: ``TrainConfig(sampling="reverse")``, see bench/train/sampling.py).
 
 Wang et al. 2022, "PredRNN: A Recurrent Neural Network for Spatiotemporal Predictive Learning",
 TPAMI. Reference code: OpenSTL (chengtan9907/OpenSTL),

@@ -21,7 +21,7 @@ DDR (``aux_loss``): while training, and only when ``frames`` holds the true futu
 ``aux_loss = alpha * ddr_loss(future, frames[:, in_len:in_len + out_len])``; in eval mode, or
 without the targets, ``aux_loss`` is None. The targets are read only by the loss: ``future`` is
 computed from ``frames[:, :in_len]`` alone. As in OpenSTL, alpha weighs DDR against a per-element
-mean squared error; the harness rescales ``aux_loss`` for its summed loss (bench/schedule.py).
+mean squared error; the harness rescales ``aux_loss`` for its summed loss (bench/train/loss.py).
 
 Deviation, as in simvp.py: drop_path = 0 means no stochastic depth (OpenSTL's schedule still
 drops with rates 0.01 ... 0.0014 in that case). No parameter is affected.

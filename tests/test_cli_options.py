@@ -1,4 +1,4 @@
-"""Options that mean the same thing are one definition (bench/options.py), accepted and parsed
+"""Options that mean the same thing are one definition (bench/cli/options.py), accepted and parsed
 alike by every command that has them."""
 import pytest
 

@@ -157,7 +157,7 @@ def compute_sections(folder: Path, records: list[dict], title: str = "",
         sections.append(("Test MSE at equal compute", [
             equal.to_markdown(index=False), "",
             "Every model trained until the same budget was spent; its learning-rate and "
-            "scheduled-sampling schedules were laid out over the budget (bench/budget.py)."]))
+            "scheduled-sampling schedules were laid out over the budget (bench/train/budget.py)."]))
         frame = budget_frame(records)
         frame = frame[np.isfinite(frame["mse"].astype("float64"))]  # a NaN has no place on axes
         if not frame.empty:
