@@ -87,7 +87,7 @@ def time_mode(name: str, mode: str, batch: int, device, size: str, iterations: i
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.tools.loop_bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bench.loop_bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--models", nargs="+", default=["modernn", "convlstm", "predrnn"])
