@@ -3,13 +3,18 @@ own definitions (openstl/core/metrics.py at c74deb5) re-implemented in NumPy wit
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from skimage.metrics import structural_similarity
+from test_report import record
 
 from bench.evaluation import metrics as M
 from bench.evaluation import openstl
 from bench.evaluation.loop import evaluate
+from bench.report import write_report
+from bench.report.notes import openstl_note
+from bench.store import ResultsStore
 
 RTOL = 1e-5
 
@@ -119,3 +124,35 @@ def test_a_non_finite_openstl_value_is_none_not_inf():
     assert result["openstl"]["headline"]["mse"] is None
     assert result["openstl"]["per_frame"]["mae"] == [None, None]
     assert np.isfinite(result["headline"]["mse"])  # clipped: finite, as before
+
+
+def _with_openstl(rec: dict, mse: float) -> dict:
+    headline = {"mse": mse, "mae": 2 * mse, "ssim": 0.95, "psnr": 21.0}
+    rec["metrics"]["openstl"] = {"headline": headline,
+                                 "per_frame": {k: [v, v] for k, v in headline.items()},
+                                 "convention": openstl.CONVENTION}
+    return rec
+
+
+def test_report_names_the_convention_and_puts_openstls_last_in_summary_csv(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    for folder, marked in ((old, False), (new, True)):
+        store = ResultsStore(folder)
+        for seed, mse in enumerate([20.0, 22.0]):
+            rec = record("modernn", seed, mse)
+            store.append(_with_openstl(rec, mse + 1) if marked else rec)
+        store.append(record("convlstm", 0, 30.0))  # an older record, without OpenSTL's
+        write_report(folder)
+    old_csv, new_csv = (pd.read_csv(f / "summary.csv") for f in (old, new))
+    added = list(new_csv.columns[len(old_csv.columns):])
+    assert list(new_csv.columns[:len(old_csv.columns)]) == list(old_csv.columns)
+    assert sorted(added) == sorted(f"openstl_{k}{s}" for k in openstl.NAMES for s in ("", "_std"))
+    row = new_csv.set_index("model").loc["modernn"]
+    assert row["openstl_mse"] == pytest.approx(22.0) and row["openstl_mse_std"] == pytest.approx(2 ** 0.5)
+    assert np.isnan(new_csv.set_index("model").loc["convlstm", "openstl_mse"])
+    note = openstl_note(ResultsStore(new).records())
+    assert "The table follows this harness's convention; OpenSTL's" in note
+    assert openstl_note(ResultsStore(old).records()) == ""
+    assert "openstl" not in (old / "summary.md").read_text()
+    new_md = (new / "summary.md").read_text()
+    assert new_md.count(note) == 1 and new_md.replace(note, "") == (old / "summary.md").read_text()
