@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 from skimage.metrics import structural_similarity
 from test_report import record
 
@@ -156,3 +158,28 @@ def test_report_names_the_convention_and_puts_openstls_last_in_summary_csv(tmp_p
     assert "openstl" not in (old / "summary.md").read_text()
     new_md = (new / "summary.md").read_text()
     assert new_md.count(note) == 1 and new_md.replace(note, "") == (old / "summary.md").read_text()
+
+
+def _dist_worker(rank: int, world: int, init_file: str, batches, out: dict) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        acc = M.PerFrameMetrics(convention=openstl.frame_metrics)
+        acc.update(*(torch.from_numpy(a) for a in batches[rank]))
+        headline = acc.headline()
+        if rank == 0:
+            out.update(headline)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_all_reduced_across_ranks_as_one_process(tmp_path):
+    rng = np.random.default_rng(7)
+    batches = [(rng.random((n, 2, 1, 12, 12)) * 1.2 - 0.1, rng.random((n, 2, 1, 12, 12)))
+               for n in (1, 3)]
+    with mp.Manager() as manager:
+        out = manager.dict()
+        mp.spawn(_dist_worker, args=(2, str(tmp_path / "init"), batches, out), nprocs=2)
+        got = dict(out)
+    want = openstl_metric(*(np.concatenate(parts) for parts in zip(*batches, strict=True)))
+    for name in openstl.NAMES:
+        assert got[name] == pytest.approx(want[name], rel=RTOL), name
