@@ -1,12 +1,15 @@
 """Evaluation: autoregressive prediction from the input frames only, per-frame metrics."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..runtime import distributed
 from ..runtime.precision import autocast
+from . import openstl as openstl_convention
 from .metrics import PerFrameMetrics
 
 # Headline metrics kept per test clip (for the paired bootstrap over clips), each averaged over the
@@ -28,6 +31,7 @@ def evaluate(
     keep_examples: int = 0,
     per_clip: bool = False,
     extra_metrics: dict | None = None,
+    openstl: bool = True,
 ) -> dict:
     """Per-frame metrics over ``clips``; the model sees only the first ``in_len`` frames.
 
@@ -37,7 +41,10 @@ def evaluate(
     ``keep_examples`` > 0, and per_clip (``{metric: [one value per clip, in clip order]}`` for
     the metrics of ``PER_CLIP``, each the mean over the clip's predicted frames, so the mean over
     clips is the headline value) when ``per_clip``. ``extra_metrics`` (``{name: fn(pred, target)
-    -> [B, T]}``, e.g. LPIPS) add per-frame metrics to ``per_frame`` and ``headline``.
+    -> [B, T]}``, e.g. LPIPS) add per-frame metrics to ``per_frame`` and ``headline``. With
+    ``openstl`` (default), ``result["openstl"]`` holds the same predictions' metrics in OpenSTL's
+    convention (bench.evaluation.openstl): ``headline``, ``per_frame`` and ``convention`` (in
+    words, with its source); a non-finite value there (a raw prediction of inf) is None.
 
     Under torch.distributed each rank evaluates its own contiguous shard of ``clips`` and the
     metrics are all-reduced (the same numbers as one process); examples come from rank 0's
@@ -46,11 +53,14 @@ def evaluate(
     """
     model.eval()
     metrics = PerFrameMetrics(clip=True, extra=extra_metrics)
+    theirs = PerFrameMetrics(convention=openstl_convention.frame_metrics) if openstl else None
     examples, clip_values = [], []
     part = distributed.shard(clips)
     if len(part) == 0 and len(clips) > 0:  # more ranks than clips: add nothing, but take part
         empty = torch.zeros((0, out_len, *clips[0].shape[1:]), device=device)
         clip_values.append(_clip_means(metrics.update(empty, empty)))
+        if theirs is not None:
+            theirs.update(empty, empty)
     pinned = device.type == "cuda"  # pinned pages: the copies below do not make the host wait
     for frames in DataLoader(part, batch_size=batch_size, shuffle=False, pin_memory=pinned):
         frames = frames.to(device, non_blocking=True)
@@ -58,6 +68,8 @@ def evaluate(
             future = model(frames[:, :in_len], in_len, out_len).future
         target = frames[:, in_len : in_len + out_len]
         values = metrics.update(future.float(), target)
+        if theirs is not None:
+            theirs.update(future.float(), target)
         if per_clip:
             clip_values.append(_clip_means(values))
         kept = sum(len(e[0]) for e in examples)
@@ -70,6 +82,13 @@ def evaluate(
         "per_frame": {k: v.cpu().tolist() for k, v in metrics.compute().items()},
         "headline": metrics.headline(),
     }
+    if theirs is not None:
+        result["openstl"] = {
+            "headline": {k: _finite_or_none(v) for k, v in theirs.headline().items()},
+            "per_frame": {k: [_finite_or_none(x) for x in v.cpu().tolist()]
+                          for k, v in theirs.compute().items()},
+            "convention": openstl_convention.CONVENTION,
+        }
     if per_clip:
         mine = torch.cat(clip_values) if clip_values else torch.zeros((0, len(PER_CLIP)))
         table = distributed.gather_shards(mine, len(clips)).cpu().tolist()
@@ -84,6 +103,11 @@ def evaluate(
 def _clip_means(values: dict[str, torch.Tensor]) -> torch.Tensor:
     """``[B, len(PER_CLIP)]``: each clip's metrics averaged over its predicted frames."""
     return torch.stack([values[k].mean(dim=1) for k in PER_CLIP], dim=1)
+
+
+def _finite_or_none(value: float) -> float | None:
+    """``value``, or None where it is not finite (records are strict JSON: no inf, no NaN)."""
+    return value if math.isfinite(value) else None
 
 
 def _to_uint8(frames: torch.Tensor) -> np.ndarray:

@@ -17,13 +17,17 @@ device with no Python loop over samples or frames:
   assumed 2 for float frames and inflated SSIM).
 * ``frame_metrics`` clips predictions to [0, 1] first by default, as the MoDeRNN code does
   (OpenSTL computes MSE/MAE before clipping), and takes SSIM on uint8-quantised frames as
-  MoDeRNN and PredRNN do.
+  MoDeRNN and PredRNN do. OpenSTL's own convention, built from the same functions, is
+  bench.evaluation.openstl.
 
 Everything is computed in float64 (float32 on MPS, which lacks float64) whatever the input
 dtype (bf16/fp16 included): SSIM's ``E[x^2] - E[x]^2`` cancels badly in float32.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
@@ -142,7 +146,7 @@ def frame_metrics(
 
 
 class PerFrameMetrics:
-    """Accumulates ``frame_metrics`` over batches; torchmetrics-style.
+    """Accumulates ``frame_metrics`` (or another ``convention``) over batches; torchmetrics-style.
 
     ``update`` adds per-frame sums over the batch on the tensors' device (no host sync);
     ``compute`` returns per-frame means over all sequences seen, ``{name: [T]}``. Under an
@@ -150,11 +154,15 @@ class PerFrameMetrics:
     every rank must then have called ``update`` at least once.
     """
 
-    def __init__(self, clip: bool = True, extra: dict | None = None) -> None:
+    def __init__(self, clip: bool = True, extra: dict | None = None,
+                 convention: Callable[[torch.Tensor, torch.Tensor], dict] | None = None) -> None:
         """``extra``: more per-frame metrics, ``{name: fn(pred, target) -> [B, T]}``, given the
-        raw predictions (each clips as its definition says; e.g. LPIPS, bench.evaluation.lpips)."""
+        raw predictions (each clips as its definition says; e.g. LPIPS, bench.evaluation.lpips).
+        ``convention``: the per-frame metrics to accumulate, ``fn(pred, target) -> {name: [B, T]}``
+        (e.g. bench.evaluation.openstl.frame_metrics); default ``frame_metrics`` with ``clip``."""
         self.clip = clip
         self.extra = dict(extra or {})
+        self.convention = convention or functools.partial(frame_metrics, clip=clip)
         self.reset()
 
     def reset(self) -> None:
@@ -164,14 +172,15 @@ class PerFrameMetrics:
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """Adds the batch; returns its per-frame values ``{name: [B, T]}`` (e.g. for per-clip
         statistics)."""
-        values = frame_metrics(pred, target, clip=self.clip)
+        values = self.convention(pred, target)
+        dtype = next(iter(values.values())).dtype
         for name, fn in self.extra.items():
-            values[name] = fn(pred, target).to(device=pred.device, dtype=values["mse"].dtype)
+            values[name] = fn(pred, target).to(device=pred.device, dtype=dtype)
         if self._sums is None:
             self._sums = {k: v.sum(dim=0) for k, v in values.items()}
-            self._count = torch.zeros((), dtype=values["mse"].dtype, device=pred.device)
+            self._count = torch.zeros((), dtype=dtype, device=pred.device)
         else:
-            t_seen, t_new = self._sums["mse"].shape[0], pred.shape[1]
+            t_seen, t_new = next(iter(self._sums.values())).shape[0], pred.shape[1]
             if t_new != t_seen:
                 raise ValueError(f"horizon changed: {t_new} frames, earlier batches {t_seen}")
             for k, v in values.items():

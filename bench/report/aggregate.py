@@ -29,6 +29,9 @@ IN_UNITS = {
     "rmse_units": ("RMSE ({u})", True),  # sqrt(MSE/pixel) * s: over every test pixel
     "mae_units": ("MAE/pixel ({u})", True),  # MAE / (C*H*W) * s
 }
+# The metrics of OpenSTL's convention that newer records also hold (``metrics.openstl``,
+# bench.evaluation.openstl): summary.csv's last columns, ``openstl_<metric>`` and its std.
+OPENSTL = "openstl"
 COST = {  # cost key -> (label, lower is better, scale)
     "params": ("params (M)", True, 1e-6),
     "gmacs_fvcore": ("GMACs (fvcore)", True, 1),
@@ -174,6 +177,8 @@ def accuracy_frame(records: list[dict], reference: str | None = None) -> pd.Data
     references = {row.protocol: row for row in rows if row.model == reference}
     optional = [key for key in OPTIONAL
                 if any(key in r["metrics"]["headline"] for r in _ok(records))]
+    theirs = list(dict.fromkeys(key for r in _ok(records)
+                                for key in (r["metrics"].get(OPENSTL) or {}).get("headline", {})))
     frame = []
     for conf in rows:
         ok = _ok(conf.records)
@@ -183,6 +188,7 @@ def accuracy_frame(records: list[dict], reference: str | None = None) -> pd.Data
                f"failed: {one_line(conf.records[-1].get('error'))}",
                "later_failures": later_failures(ok)}
         row.update(_means(ok, optional))
+        row.update(openstl_means(ok, theirs))
         clips = _per_clip_mse(ok)
         row["mse_ci_low"] = row["mse_ci_high"] = np.nan
         if clips and len({len(v) for v in clips.values()}) == 1:
@@ -212,6 +218,17 @@ def _means(ok: list[dict], optional: list[str]) -> dict:
         for key in IN_UNITS:
             row.update(_mean_and_std(key, [u[key] for u in in_units]))
         row["unit"] = in_units[0]["unit"]
+    return row
+
+
+def openstl_means(ok: list[dict], names: list[str]) -> dict:
+    """Mean and sample std over seeds of each of ``names`` in the OpenSTL-convention headline
+    (``metrics.openstl.headline``; over the records that hold it), as ``openstl_<name>``."""
+    row = {}
+    for name in names:
+        values = [r["metrics"][OPENSTL]["headline"].get(name) for r in ok
+                  if (r["metrics"].get(OPENSTL) or {}).get("headline")]
+        row.update(_mean_and_std(f"{OPENSTL}_{name}", values))
     return row
 
 

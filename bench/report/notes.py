@@ -1,12 +1,12 @@
-"""The notes under a report's tables: the metric conventions, data units, LPIPS, the comparison
-with the reference model and its pairing, failures and non-finite values, and where the cost
-figures came from."""
+"""The notes under a report's tables: the metric conventions (and where OpenSTL's is), data
+units, LPIPS, the comparison with the reference model and its pairing, failures and non-finite
+values, and where the cost figures came from."""
 from __future__ import annotations
 
 import numpy as np
 
 from . import statistics
-from .aggregate import DISAGREEMENT, busy_rows, unit_of
+from .aggregate import DISAGREEMENT, OPENSTL, busy_rows, unit_of
 
 CONVENTIONS = (
     "MSE and MAE are summed over the pixels of a frame (the field's convention), then averaged over "
@@ -31,6 +31,15 @@ def units_note(records: list[dict]) -> str:
             f"MAE/pixel × s; RMSE is the root of the mean squared error over every predicted "
             f"pixel of the test set (OpenSTL's RMSE), predictions clipped as above. Scale: "
             f"{units['source']}.")
+
+
+def openstl_note(records: list[dict]) -> str:
+    """Which convention the table follows, and where OpenSTL's is (empty for records without it)."""
+    if not any((r.get("metrics") or {}).get(OPENSTL) for r in records):
+        return ""
+    return (" The table follows this harness's convention; OpenSTL's (openstl/core/metrics.py at "
+            "c74deb5: MSE and MAE before clipping, SSIM on float frames with data range 2) is in "
+            "summary.csv's openstl_* columns (docs/metrics.md).")
 
 
 def lpips_note(records: list[dict]) -> str:

@@ -31,6 +31,7 @@ from .notes import (
     lpips_note,
     measurement_note,
     non_finite_note,
+    openstl_note,
     pairing_note,
     throughput_note,
     units_note,
@@ -47,7 +48,7 @@ def write_training_report(folder: Path, out: Path, records: list[dict], referenc
     setup = cost_setup(records)
     caption, data_line = _caption(records)
     data_line = " ".join(filter(None, [data_line, configuration_note(configurations(records))]))
-    conventions = (CONVENTIONS + units_note(records) + lpips_note(records)
+    conventions = (CONVENTIONS + openstl_note(records) + units_note(records) + lpips_note(records)
                    + comparison_note(reference, bool(acc["p_seeds"].notna().any()))
                    + pairing_note(acc) + failures_note(acc) + non_finite_note(acc, per_frame))
     cost_note = measurement_note(setup) + throughput_note(cost)

@@ -5,7 +5,7 @@ import math
 
 import pandas as pd
 
-from .aggregate import ACCURACY, COST, IN_UNITS, OPTIONAL
+from .aggregate import ACCURACY, COST, IN_UNITS, OPENSTL, OPTIONAL
 
 DIGITS = {"mse": 2, "mse_per_pixel": 5, "mae": 1, "ssim": 4, "psnr": 2, "lpips": 4}
 
@@ -88,8 +88,11 @@ def cost_table(cost: pd.DataFrame, latex: bool = False) -> pd.DataFrame:
 
 
 def csv_table(acc: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
-    """Machine-readable: every number as a number, one row per model."""
-    return acc.merge(cost, on="model", how="left")
+    """Machine-readable: every number as a number, one row per model; the OpenSTL-convention
+    columns (``openstl_*``, records that hold them) last, after the cost's."""
+    table = acc.merge(cost, on="model", how="left")
+    late = [c for c in table.columns if c.startswith(f"{OPENSTL}_")]
+    return table[[c for c in table.columns if c not in late] + late]
 
 
 def to_latex(table: pd.DataFrame, caption: str, label: str) -> str:

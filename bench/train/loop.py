@@ -223,7 +223,7 @@ class Trainer:
         """Validation: the plan's history entry (train_loss: the mean since the last one)."""
         self.step = None  # not a training iteration's failure
         val = evaluate(self.model, self.data.val, self.data.in_len, self.data.out_len,
-                       self.device, self.cfg.eval_batch_size, self.cfg.amp)["headline"]
+                       self.device, self.cfg.eval_batch_size, self.cfg.amp, openstl=False)["headline"]
         self.train_model.train()
         train_loss = self._mean_over_ranks(sum(window) / len(window)) if window else None
         result.history.append(plan.entry(result.history, train_loss, val))
