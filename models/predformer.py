@@ -214,7 +214,8 @@ class PredFormer(nn.Module):
 
 
 # smoke: 32x32, 4 -> 4, an 8x8 grid of 4x4 patches; quick: 64x64, 10 -> 10, the paper's 8x8 patches
-# at half the width and a third of the blocks (about 2.1M parameters).
+# at half the width and a third of the blocks: 2,130,368 parameters, and a forward + backward of
+# batch 8 costs about 67 GFLOP, near ConvLSTM's quick setting (81 GFLOP).
 PRESET_ARGS = {
     "smoke": {"patch": 4, "dim": 16, "heads": 2, "dim_head": 8, "scale_dim": 2, "Ndepth": 1},
     "quick": {"patch": 8, "dim": 128, "heads": 4, "dim_head": 32, "scale_dim": 4, "Ndepth": 2},
