@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._cells import check_positive
-from .base import Prediction, check_call
+from .base import Prediction, check_call, windowed_rollout
 
 # Scaled-down settings for the harness presets (``preset_args()`` gives each model its own copy);
 # in_len comes from the data, which the harness passes to every constructor that takes it.
@@ -342,9 +342,9 @@ class SimVPPredictor(nn.Module):
 
     The network maps a window of T frames (the ``in_len`` it was built for) to the next T.
     ``out_len == T``: one pass. ``out_len < T``: one pass, cropped. ``out_len > T``: OpenSTL's
-    autoregressive chunks: the T predicted frames become the next input, as often as needed, and
-    the concatenation is cropped to ``out_len``. ``truth_mask`` is ignored (no scheduled sampling
-    in SimVP/TAU); predictions read only ``frames[:, :in_len]``.
+    autoregressive chunks (``models.base.windowed_rollout``): the T predicted frames become the
+    next input, as often as needed, and the concatenation is cropped to ``out_len``. ``truth_mask``
+    is ignored (no scheduled sampling in SimVP/TAU); predictions read only ``frames[:, :in_len]``.
 
     Called with another ``in_len`` (outside OpenSTL, which fixes it), the window is the last T
     input frames, or, with fewer than T, the input left-padded by repeating its first frame.
@@ -364,16 +364,7 @@ class SimVPPredictor(nn.Module):
         if frames.shape[-2] % self.scale or frames.shape[-1] % self.scale:
             raise ValueError(f"the encoder downsamples by {self.scale}, which must divide the frame "
                              f"size; got {frames.shape[-2]}x{frames.shape[-1]}")
-        window = self.net.in_len
-        chunk = frames[:, max(0, in_len - window) : in_len]
-        if chunk.shape[1] < window:  # fewer frames than the model was built for: repeat the first
-            first = chunk[:, :1].expand(-1, window - chunk.shape[1], -1, -1, -1)
-            chunk = torch.cat([first, chunk], dim=1)
-        chunks = []
-        for _ in range(-(-out_len // window)):
-            chunk = self.net(chunk)
-            chunks.append(chunk)
-        future = torch.cat(chunks, dim=1)[:, :out_len]
+        future = windowed_rollout(self.net, frames, in_len, out_len, self.net.in_len)
         aux = None
         if self.ddr_alpha is not None and self.training and frames.shape[1] >= in_len + out_len:
             aux = self.ddr_alpha * ddr_loss(future, frames[:, in_len : in_len + out_len])

@@ -1,4 +1,5 @@
-"""One calling convention for every model, and the rollout shared by recurrent models.
+"""One calling convention for every model, the rollout shared by recurrent models and the
+windowed rollout shared by one-shot models (SimVP, TAU, PredFormer).
 
 Every predictor is called as ``model(frames, in_len, out_len, truth_mask=None)``:
 
@@ -91,3 +92,24 @@ class RecurrentPredictor(nn.Module):
             warmup=predictions[:, : in_len - 1],
             aux_loss=self.auxiliary_loss(states),
         )
+
+
+def windowed_rollout(net, frames: torch.Tensor, in_len: int, out_len: int, window: int) -> torch.Tensor:
+    """The ``out_len`` future frames of a one-shot network that maps ``window`` frames to the next
+    ``window`` (OpenSTL's ``_predict`` for SimVP, PredFormer's for PredFormer).
+
+    ``out_len == window``: one pass. ``out_len < window``: one pass, cropped. ``out_len > window``:
+    the predicted frames become the next input, as often as needed, and the concatenation is
+    cropped to ``out_len``. Only ``frames[:, :in_len]`` is read: the last ``window`` of them, or,
+    with fewer (an extension for the harness; the references fix ``in_len``), the input
+    left-padded by repeating its first frame.
+    """
+    chunk = frames[:, max(0, in_len - window) : in_len]
+    if chunk.shape[1] < window:  # fewer frames than the model was built for: repeat the first
+        first = chunk[:, :1].expand(-1, window - chunk.shape[1], -1, -1, -1)
+        chunk = torch.cat([first, chunk], dim=1)
+    chunks = []
+    for _ in range(-(-out_len // window)):
+        chunk = net(chunk)
+        chunks.append(chunk)
+    return torch.cat(chunks, dim=1)[:, :out_len]
