@@ -39,9 +39,10 @@ def all_cases():
     import test_convlstm_predrnn
     import test_golden_openstl
     import test_modernn
+    import test_swinlstm
 
     return {"modernn": test_modernn.GOLDEN, **test_convlstm_predrnn.CASES,
-            **test_golden_openstl.CASES}
+            **test_golden_openstl.CASES, "swinlstm": test_swinlstm.GOLDEN}
 
 
 def per_step(a: torch.Tensor, b: torch.Tensor) -> list[float]:
