@@ -40,9 +40,11 @@ def all_cases():
     import test_golden_openstl
     import test_modernn
     import test_predformer
+    import test_swinlstm
 
     return {"modernn": test_modernn.GOLDEN, **test_convlstm_predrnn.CASES,
-            **test_golden_openstl.CASES, "predformer": test_predformer.GOLDEN}
+            **test_golden_openstl.CASES, "predformer": test_predformer.GOLDEN,
+            "swinlstm": test_swinlstm.GOLDEN}
 
 
 def per_step(a: torch.Tensor, b: torch.Tensor) -> list[float]:
