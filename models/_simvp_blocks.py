@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._cells import check_positive
+from ._layers import drop_path
 from .base import Prediction, check_call, windowed_rollout
 
 # Scaled-down settings for the harness presets (``preset_args()`` gives each model its own copy);
@@ -242,14 +243,6 @@ class MixMlp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.dwconv(self.fc1(x))))
-
-
-def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
-    """Stochastic depth per sample (timm's DropPath)."""
-    if rate == 0.0 or not training:
-        return x
-    keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1.0 - rate)
-    return x * keep / (1.0 - rate)
 
 
 class MetaBlock(nn.Module):

@@ -51,7 +51,7 @@ import torch
 import torch.nn as nn
 
 from ._cells import check_positive
-from ._simvp_blocks import drop_path
+from ._layers import drop_path
 from .base import Prediction, check_call, windowed_rollout
 from .registry import register_model
 

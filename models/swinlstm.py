@@ -54,7 +54,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._simvp_blocks import drop_path
+from ._layers import drop_path
 from .base import RecurrentPredictor
 from .registry import register_model
 

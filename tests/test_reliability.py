@@ -15,9 +15,9 @@ import torch
 from test_validation import MINIMAL_RECORD
 
 from bench.cli.main import main
-from bench.grid.checks import safe_component
 from bench.grid.shards import parse_shard, shard_cells
 from bench.store import ResultsStore
+from datasets import safe_component
 from models import Prediction
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import datasets
 import models
+from datasets import safe_component
 
 from ..config import TrainConfig, apply_overrides, get_preset, parse_override
 from ..cost.match import parse_match
-from ..grid.checks import check_model_args, check_seeds, check_train_overrides, safe_component
+from ..grid.checks import check_model_args, check_seeds, check_train_overrides
 from ..grid.request import (
     RUN_FOLDERS,
     RunRequest,

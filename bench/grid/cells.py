@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 import models
+from datasets import safe_component
 
 from ..evaluation import lpips as lpips_metric
 from ..evaluation.loop import evaluate
@@ -23,7 +24,6 @@ from ..train.budget import plan_budget
 from ..train.checkpoint import DamagedCheckpoint
 from ..train.divergence import check_finite_metrics
 from ..train.loop import Trainer, is_trainable
-from .checks import safe_component
 from .records import failure
 from .request import RunRequest, checkpoint_dir
 

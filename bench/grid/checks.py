@@ -7,8 +7,6 @@ import inspect
 import typing
 from typing import Any
 
-from datasets import safe_component  # noqa: F401 (one rule for model and dataset names; re-exported)
-
 from ..config import CHOICES, TrainConfig, check_finite
 from ..runtime.choices import accepted
 

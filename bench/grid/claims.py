@@ -17,8 +17,9 @@ import os
 import socket
 from pathlib import Path
 
+from datasets import safe_component
+
 from ..runtime.clock import now
-from .checks import safe_component
 
 CLAIMS = "claims"
 

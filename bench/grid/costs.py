@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 import models
+from datasets import safe_component
 
 from ..cost.estimate import cell_estimate, estimate_lines, speed_ratio
 from ..cost.profiling import profile_model
@@ -18,7 +19,6 @@ from ..runtime import files as atomic
 from ..runtime.clock import duration
 from ..runtime.memory import free_memory
 from ..train.budget import plan_budget
-from .checks import safe_component
 from .records import keep_traceback
 from .request import RunRequest
 

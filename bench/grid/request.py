@@ -11,11 +11,11 @@ import torch
 
 import datasets
 import models
+from datasets import safe_component
 
 from ..config import DataConfig, Preset, apply_overrides
 from ..cost.match import MatchTarget
 from ..train.budget import Budget
-from .checks import safe_component
 
 
 @dataclass

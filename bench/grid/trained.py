@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import models
+from datasets import safe_component
 from datasets.core.digests import file_digest
 
 from ..store import RECORDS_FILE, ResultsStore
-from .checks import safe_component
 from .request import EvaluationRequest, checkpoint_dir
 
 
