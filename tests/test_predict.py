@@ -186,3 +186,18 @@ def test_gif_marks_the_predicted_frames():
     assert len(pictures) == 5 and pictures[0].shape == (128 + 3, 128, 3)
     assert pictures[0].max() == 0 and pictures[2][:128].min() == 255
     assert pictures[1][128:].max() == 0 and pictures[2][128:].min() == 255
+
+
+def test_readme_python_example_runs_as_written(trained_root, tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Using a trained model", 1)[1].split("\n### ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").symlink_to(trained_root)
+    np.save("clips.npy", clips(2, 6))
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102
+    assert namespace["future"].shape == (2, 10, 1, SIZE, SIZE)

@@ -9,7 +9,7 @@ from ..launch import LAUNCHERS
 
 def add_launch_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
-        "launcher", "run the grid as cluster jobs through submitit (README 'SLURM and job arrays')")
+        "launcher", "run the grid as cluster jobs through submitit (README 'Through submitit')")
     group.add_argument("--launcher", choices=LAUNCHERS,
                        help="slurm: submit the grid as a SLURM job array (one job per cell, or "
                             "--jobs N shards), every job writing to the one store; local: the "
