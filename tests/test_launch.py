@@ -90,6 +90,20 @@ def test_launcher_options_must_be_written_in_full(tmp_path, capsys):
     assert "unrecognized arguments: --slurm-part" in capsys.readouterr().err
 
 
+def test_a_failed_job_is_named_with_its_log(tmp_path, capsys, monkeypatch):
+    class Failed:
+        job_id = "123"
+        paths = type("Paths", (), {"stderr": tmp_path / "123_0_log.err"})()
+
+        def result(self):
+            raise submitit.core.utils.FailedJobError("Traceback ...\nJobFailed: exit status 1")
+
+    monkeypatch.setattr(launch.report, "main", lambda argv: 0)
+    assert launch.wait_and_report([Failed()], str(tmp_path)) == 1
+    err = capsys.readouterr().err
+    assert "job 1 of 1 (123): FAILED: JobFailed: exit status 1" in err and "123_0_log.err" in err
+
+
 # ------------------------------------------------------------------------ the local launcher
 @pytest.fixture
 def job_env(monkeypatch):

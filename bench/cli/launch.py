@@ -136,8 +136,9 @@ def wait_and_report(submitted: list, out: str) -> int:
             print(f"job {number} of {len(submitted)} ({job.job_id}): done")
         except Exception as error:  # the job's own exception, or submitit's
             failed += 1
-            print(f"job {number} of {len(submitted)} ({job.job_id}): FAILED: "
-                  f"{str(error).strip().splitlines()[-1]} (log: {job.paths.stderr})", file=sys.stderr)
+            last = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+            print(f"job {number} of {len(submitted)} ({job.job_id}): FAILED: {last} (log: "
+                  f"{job.paths.stderr})", file=sys.stderr)
     code = report.main(["--out", out])
     return 1 if failed or code else 0
 
