@@ -131,7 +131,7 @@ def test_predict_command_reads_npy_and_writes_npy_and_gif(trained, trained_root,
     assert out.shape == (2, 6, 1, SIZE, SIZE)
     np.testing.assert_allclose(out, direct(trained, frames, 6), atol=1e-4)
     gif = Image.open(tmp_path / "out.gif")
-    assert gif.n_frames == 5 + 6  # the input frames, then the predicted ones
+    assert gif.n_frames == 5 + 6  # the input frames, then the predicted ones (none merged)
     assert "shape (2, 6, 1, 32, 32)" in capsys.readouterr().out
 
 
@@ -180,12 +180,14 @@ def test_predict_command_bad_arguments(trained_root, tmp_path, monkeypatch, caps
     assert message in capsys.readouterr().err
 
 
-def test_gif_marks_the_predicted_frames():
+def test_gif_marks_the_predicted_frames_and_no_two_pictures_are_the_same():
     inputs, predicted = np.zeros((1, 2, 1, 4, 4)), np.full((1, 3, 1, 4, 4), 255.0)
     pictures = gif_frames(inputs, predicted, np.zeros((1, 1, 1)), np.full((1, 1, 1), 255.0))
     assert len(pictures) == 5 and pictures[0].shape == (128 + 3, 128, 3)
-    assert pictures[0].max() == 0 and pictures[2][:128].min() == 255
-    assert pictures[1][128:].max() == 0 and pictures[2][128:].min() == 255
+    assert pictures[0][:128].max() == 0 and pictures[2][:128].min() == 255
+    bars = [p[128:, :, 0] for p in pictures]  # grows by a fifth each step; white once predicting
+    assert [int((b[0] > 0).sum()) for b in bars] == [26, 52, 77, 103, 128]
+    assert bars[1].max() == 96 and bars[2][:, :77].min() == 255 and bars[2][:, 77:].max() == 0
 
 
 def test_readme_python_example_runs_as_written(trained_root, tmp_path, monkeypatch):

@@ -8,7 +8,8 @@ import numpy as np
 
 GIF_SEQUENCES = 4  # sequences side by side in the GIF (the first ones)
 MIN_GIF_SIDE = 128  # frames smaller than this are enlarged (nearest neighbour) to be seen
-MARK = 3  # pixels of the bar under the predicted frames
+MARK = 3  # pixels of the bar under the pictures: how far through the clip, and which part
+INPUT, PREDICTED = 96, 255  # the bar's grey under input frames, white under predicted ones
 SEPARATOR = 96  # the grey between sequences
 
 
@@ -31,8 +32,9 @@ def to_uint8(frames: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.nd
 
 def gif_frames(inputs: np.ndarray, predicted: np.ndarray, offset, scale) -> list[np.ndarray]:
     """One picture per time step: the first sequences side by side, their input frames then
-    their predicted ones, grey lines between them; a white bar under the picture marks the
-    predicted frames."""
+    their predicted ones, grey lines between them. A bar under the picture grows with the time
+    step (so no two pictures are the same, which GIF writers would merge): grey under input
+    frames, white under predicted ones."""
     clips = np.concatenate([inputs, predicted], axis=1)[:GIF_SEQUENCES]  # [N, T, C, H, W]
     pixels = to_uint8(clips, offset, scale)
     if pixels.shape[2] == 1:
@@ -46,7 +48,9 @@ def gif_frames(inputs: np.ndarray, predicted: np.ndarray, offset, scale) -> list
         picture = np.full((height + MARK, n * (width + 2) - 2, 3), SEPARATOR, np.uint8)
         for i in range(n):
             picture[:height, i * (width + 2):i * (width + 2) + width] = pixels[i, t].transpose(1, 2, 0)
-        picture[height:] = 255 if t >= inputs.shape[1] else 0
+        picture[height:] = 0
+        shown = -(-(t + 1) * picture.shape[1] // steps)  # the bar: how far through the clip
+        picture[height:, :shown] = PREDICTED if t >= inputs.shape[1] else INPUT
         pictures.append(picture)
     return pictures
 
