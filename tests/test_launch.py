@@ -84,6 +84,12 @@ def test_bad_launcher_options_are_one_clear_error(tmp_path, capsys, extra, messa
     assert code == 2 and message in capsys.readouterr().err
 
 
+def test_slurm_without_a_cluster_says_so(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no srun, no sbatch
+    assert main(["--launcher", "slurm", "--models", "convlstm", *grid_args(tmp_path)]) == 2
+    assert 'Could not detect "srun"' in capsys.readouterr().err
+
+
 def test_launcher_options_must_be_written_in_full(tmp_path, capsys):
     assert main(["--launcher", "slurm", "--dry-run", "--models", "convlstm",
                  *grid_args(tmp_path), "--slurm-part", "gpu"]) == 2

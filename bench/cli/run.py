@@ -51,8 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
                "      test finished cells' best checkpoints on another dataset or preset (here "
                "trained on 2 digits,\n      tested on 3); records of mode 'evaluate' in the test "
                "data's store\n"
-               "run 'run_bench.py SUBCOMMAND --help' (report, download, evaluate) for their "
-               "options",
+               "  run_bench.py predict --models convlstm --from-dataset mmnist --input FILE "
+               "--output FILE.npy [--gif]\n"
+               "      a finished cell's best checkpoint predicts the frames after yours\n"
+               "run 'run_bench.py SUBCOMMAND --help' (report, download, evaluate, predict) for "
+               "their options; --launcher slurm|local runs the grid as submitit jobs",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     for name in ("models", "dataset", "dataset-config", "preset", "seeds"):
