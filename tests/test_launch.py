@@ -194,3 +194,17 @@ def test_the_timeout_signal_checkpoints_then_hands_over_to_submitit(tmp_path, mo
     (record,) = records(tmp_path)
     # signalled after iteration 2's checkpoint: stopped after the next iteration, its checkpoint
     assert record["train"]["parts"] == 2 and record["train"]["resumed_from_step"] == 3
+
+
+@pytest.mark.slow
+def test_a_job_of_two_tasks_trains_its_cell_data_parallel(tmp_path, job_env):
+    """Two tasks in one job (what --gpus-per-job 2 starts, here on the CPU with gloo): each
+    takes its rank from the job's environment, and the cell trains on both."""
+    argv = [*grid_args(tmp_path), "--models", "convlstm", "--shard", "1/1", "--no-progress"]
+    executor = make_executor(local_options(tmp_path))
+    executor.update_parameters(tasks_per_node=2)
+    (job,) = submit(executor, [GridJob(argv, FAST)])
+    assert job.results() == [0, 0]  # one result per task
+    (record,) = records(tmp_path)
+    assert record["status"] == "ok"
+    assert record["distributed"]["world_size"] == 2 and record["distributed"]["backend"] == "gloo"
