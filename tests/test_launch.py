@@ -208,3 +208,12 @@ def test_a_job_of_two_tasks_trains_its_cell_data_parallel(tmp_path, job_env):
     (record,) = records(tmp_path)
     assert record["status"] == "ok"
     assert record["distributed"]["world_size"] == 2 and record["distributed"]["backend"] == "gloo"
+
+
+def test_local_jobs_take_the_machines_gpus_in_turn():
+    from bench.launch.executors import local_gpus
+
+    assert [local_gpus(job, 1, 4) for job in range(5)] == [[0], [1], [2], [3], [0]]
+    assert [local_gpus(job, 2, 4) for job in range(3)] == [[0, 1], [2, 3], [0, 1]]
+    with pytest.raises(ValueError, match="--gpus-per-job 3: this machine has 2 GPU"):
+        local_gpus(0, 3, 2)

@@ -58,6 +58,16 @@ def time_minutes(text: str) -> int:
     return minutes
 
 
+def default_gpus(launcher: str) -> int:
+    """One GPU per job on SLURM; locally one where this machine has CUDA, else none (a local
+    job sees only the GPUs it is given)."""
+    if launcher == "slurm":
+        return 1
+    import torch
+
+    return int(torch.cuda.is_available())
+
+
 def launch_options(args: argparse.Namespace) -> LaunchOptions:
     for name in ("jobs", "gpus_per_job", "cpus_per_job", "slurm_array_parallelism"):
         if getattr(args, name) is not None and getattr(args, name) < (0 if name == "gpus_per_job" else 1):
@@ -72,7 +82,7 @@ def launch_options(args: argparse.Namespace) -> LaunchOptions:
             raise ValueError(f"--slurm-option {text!r}: expected KEY=VALUE with an sbatch option "
                              "name, e.g. account=proj or mem=64G")
         sbatch[key] = value
-    gpus = args.gpus_per_job if args.gpus_per_job is not None else int(args.launcher == "slurm")
+    gpus = args.gpus_per_job if args.gpus_per_job is not None else default_gpus(args.launcher)
     return LaunchOptions(
         launcher=args.launcher, folder=Path(args.jobs_folder or Path(args.out) / "jobs" / "%j"),
         time_min=time_minutes(args.time_limit), gpus=gpus, cpus=args.cpus_per_job,

@@ -18,8 +18,9 @@ def add_launch_options(parser: argparse.ArgumentParser) -> None:
                        help="number of jobs (each runs --shard I/N of the grid; default: one per "
                             "(model, seed) cell)")
     group.add_argument("--gpus-per-job", type=int, metavar="N",
-                       help="GPUs per job (slurm default 1, local default 0); with 2 or more, "
-                            "one task per GPU trains each cell data-parallel")
+                       help="GPUs per job (default 1; local: 1 where CUDA is present, else 0; "
+                            "local jobs take the machine's GPUs in turn); with 2 or more, one "
+                            "task per GPU trains each cell data-parallel")
     group.add_argument("--cpus-per-job", type=int, metavar="N", help="CPUs per task (sbatch "
                                                                       "--cpus-per-task)")
     group.add_argument("--time-limit", default="24:00:00", metavar="H:MM:SS|MINUTES",

@@ -94,10 +94,29 @@ def checkout_on_path():
             os.environ["PYTHONPATH"] = before
 
 
+def local_gpus(job: int, gpus: int, available: int) -> list[int]:
+    """The GPUs local job ``job`` (from 0) sees: the next ``gpus`` of the machine's
+    ``available``, round-robin, so that side-by-side jobs spread over the GPUs."""
+    if gpus > available:
+        raise ValueError(f"--gpus-per-job {gpus}: this machine has {available} GPU(s)")
+    return [(job * gpus + k) % available for k in range(gpus)]
+
+
 def submit(executor: submitit.Executor, jobs: list) -> list:
-    """Submits ``jobs`` (one SLURM job array; local: one subprocess each); their submitit jobs."""
+    """Submits ``jobs`` (one SLURM job array; local: one subprocess each, each on its own
+    GPUs, :func:`local_gpus`); their submitit jobs."""
     with checkout_on_path():
-        return executor.submit_array(jobs)
+        gpus = executor.parameters.get("gpus_per_node", 0)
+        if not isinstance(executor, submitit.LocalExecutor) or not gpus:
+            return executor.submit_array(jobs)
+        import torch
+
+        submitted = []
+        for number, job in enumerate(jobs):
+            executor.update_parameters(visible_gpus=local_gpus(number, gpus,
+                                                               torch.cuda.device_count()))
+            submitted.append(executor.submit(job))
+        return submitted
 
 
 class _ScriptOnly(submitit.SlurmExecutor):
