@@ -1,5 +1,6 @@
-"""``run_bench.py``: the main command, or a subcommand (``report``, ``download``, ``evaluate``)
-when the first argument names one. Each command lives in its own module of this package."""
+"""``run_bench.py``: the main command, or a subcommand (``report``, ``download``, ``evaluate``,
+``predict``) when the first argument names one. Each command lives in its own module of this
+package; ``--launcher`` runs the main command's grid as jobs (bench.cli.launch)."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,8 @@ import sys
 from . import run
 
 # subcommand -> its module (imported when used: the report's pandas and seaborn take seconds)
-SUBCOMMANDS = {"report": "report", "download": "download", "evaluate": "evaluate"}
+SUBCOMMANDS = {"report": "report", "download": "download", "evaluate": "evaluate",
+               "predict": "predict"}
 
 
 def subcommand(name: str):
@@ -26,4 +28,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in SUBCOMMANDS:
         return subcommand(argv[0]).main(argv[1:])
-    return run.main(argv)
+    return run.main(argv, launch=launch)
+
+
+def launch(argv: list[str]) -> int:
+    """``--launcher``: bench.cli.launch, which needs submitit (imported only here)."""
+    try:
+        from . import launch as launcher
+    except ModuleNotFoundError as error:
+        if error.name != "submitit":
+            raise
+        print("error: --launcher needs submitit: pip install submitit (or the project's "
+              "'cluster' extra)", file=sys.stderr)
+        return 2
+    return launcher.main(argv)

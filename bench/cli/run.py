@@ -32,6 +32,7 @@ from ..store import ResultsStore
 from ..train.budget import parse_budget
 from ..train.signals import exit_code, sigterm_as_ctrl_c, stopped_by
 from .checks import check_dataset_config, check_writable, model_patterns
+from .launch_options import add_launch_options
 from .options import Parser, add_option
 
 
@@ -50,8 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
                "      test finished cells' best checkpoints on another dataset or preset (here "
                "trained on 2 digits,\n      tested on 3); records of mode 'evaluate' in the test "
                "data's store\n"
-               "run 'run_bench.py SUBCOMMAND --help' (report, download, evaluate) for their "
-               "options",
+               "  run_bench.py predict --models convlstm --from-dataset mmnist --input FILE "
+               "--output FILE.npy [--gif]\n"
+               "      a finished cell's best checkpoint predicts the frames after yours\n"
+               "run 'run_bench.py SUBCOMMAND --help' (report, download, evaluate, predict) for "
+               "their options; --launcher slurm|local runs the grid as submitit jobs",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     for name in ("models", "dataset", "dataset-config", "preset", "seeds"):
@@ -98,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--remeasure", action="store_true",
                         help="measure every model's cost again (parameters, FLOPs, throughput, "
                              "memory) even when RESULTS/cost_cache/ holds it from an earlier run")
+    add_launch_options(parser)
     return parser
 
 
@@ -194,11 +199,19 @@ def check_run_folders(request: RunRequest, data) -> None:
         check_writable(folder / part)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, launch=None) -> int:
+    """The main command; ``launch(argv)``: what runs it with ``--launcher`` (bench.cli.launch)."""
+    argv = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # bad arguments (one line already printed) or --help
         return exit_.code
+    if args.launcher is not None:
+        if launch is None:
+            print("error: --launcher is run by run_bench.py (bench.cli.main), not here",
+                  file=sys.stderr)
+            return 2
+        return launch(argv)
     try:
         if args.list_models:
             print(list_models_table(args.format))
