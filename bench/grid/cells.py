@@ -58,9 +58,12 @@ def run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict,
         cell["cost"] = cost
         if not request.profile_only:
             with cell_tracker(record, request, folder, log) as tracker:
-                cell.update(train_anew_if_damaged(record, request, data, folder, log, cost, lpips,
-                                                  tracker))
-                cell["tracking"] = tracker.identity if tracker is not None else None
+                try:
+                    cell.update(train_anew_if_damaged(record, request, data, folder, log, cost,
+                                                      lpips, tracker))
+                finally:  # with --log: the run, also of a failed cell (null: none began)
+                    if tracker is not None:
+                        cell["tracking"] = tracker.identity
     except DiskFullError:  # not the cell's failure: the whole run stops, nothing recorded
         free_memory(request.device)
         raise

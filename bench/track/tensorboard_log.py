@@ -19,7 +19,9 @@ class TensorBoardBackend:
 
         log_dir = Path(previous["log_dir"]) if previous else \
             Path(run.folder) / "tensorboard" / f"{run.name}__{run.run_id}"
-        self.writer = SummaryWriter(str(log_dir), purge_step=resume_step if previous else None)
+        # events an earlier part logged after its checkpoint are dropped (TensorBoard keeps steps
+        # below purge_step); the checkpoint had done resume_step iterations
+        self.writer = SummaryWriter(str(log_dir), purge_step=resume_step + 1 if previous else None)
         return {"log_dir": str(log_dir)}
 
     def log_scalars(self, scalars: dict[str, float], step: int) -> None:
