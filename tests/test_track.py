@@ -200,3 +200,18 @@ def test_asking_for_a_tracker_that_is_not_installed_is_one_error_before_training
     assert not (tmp_path / "results").exists() or not list((tmp_path / "results").rglob("records.jsonl"))
     assert run("--models", "persistence", "--log", "neptune") == 2
     assert "invalid choice: 'neptune'" in capsys.readouterr().err
+
+
+def test_a_tracker_failing_mid_training_is_one_warning_and_training_goes_on(monkeypatch, tmp_path):
+    data = load_data(SMOKE.data, None, str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    model = models.create_model("convlstm", **model_config("convlstm", SMOKE, data, {}))
+    cfg = dataclasses.replace(SMOKE.train, epochs=1, steps_per_epoch=2, sync_every=1)
+    failing = Recorder(fail="log_scalars")
+    hook, lines = tracker(monkeypatch, tmp_path, failing)
+    with hook:
+        result = Trainer(model, data, cfg, torch.device("cpu"), 0, tmp_path / "ck",
+                         hook=hook).fit(progress=False)
+    assert result.steps == 2 * 2 and len(result.history) == 1  # trained to the end
+    assert len(lines) == 1 and "tracker tensorboard failed (log_scalars: OSError" in lines[0]
+    assert failing.of("log_images") == [] and failing.of("finish") == []  # left out after it
