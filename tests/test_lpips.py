@@ -119,6 +119,32 @@ def test_evaluation_adds_the_hook_per_frame_and_to_the_headline():
     assert "lpips" not in plain["headline"]
 
 
+def stand_in_torchvision(monkeypatch, backbone) -> None:
+    """A torchvision whose ``models.alexnet`` is AlexNet's features with ``backbone()``'s weights,
+    in place of the real one (which does not load beside a CPU torch), and lpips imported anew."""
+    def alexnet(pretrained=False, **_):
+        layers, weights = [], backbone()
+        for index, c_in, c_out, k, s, p in lpips_metric.CONVS:
+            if index in (3, 6):
+                layers.append(nn.MaxPool2d(3, 2))
+            conv = nn.Conv2d(c_in, c_out, k, stride=s, padding=p)
+            conv.weight.data.copy_(weights[f"features.{index}.weight"])
+            conv.bias.data.copy_(weights[f"features.{index}.bias"])
+            layers += [conv, nn.ReLU(inplace=True)]
+        layers.append(nn.MaxPool2d(3, 2))
+        return types.SimpleNamespace(features=nn.Sequential(*layers))
+
+    stand_in = types.ModuleType("torchvision")
+    stand_in.models = types.SimpleNamespace(alexnet=alexnet)
+    monkeypatch.setitem(sys.modules, "torchvision", stand_in)
+    forget_lpips(monkeypatch)
+
+
+def forget_lpips(monkeypatch) -> None:
+    for name in [m for m in sys.modules if m == "lpips" or m.startswith("lpips.")]:
+        monkeypatch.delitem(sys.modules, name)
+
+
 def test_same_numbers_as_the_lpips_package_where_it_is_installed(monkeypatch):
     """lpips imports torchvision, whose PyPI wheels do not load beside a CPU torch: a stand-in
     torchvision hands lpips an AlexNet with the test's weights, and everything else (scaling,
@@ -127,24 +153,7 @@ def test_same_numbers_as_the_lpips_package_where_it_is_installed(monkeypatch):
     if linear_path is None:
         pytest.skip("the lpips package is not installed (optional: pip install --no-deps lpips)")
     backbone, _ = random_weights(2)
-
-    def alexnet(pretrained=False, **_):
-        layers = []
-        for index, c_in, c_out, k, s, p in lpips_metric.CONVS:
-            if index in (3, 6):
-                layers.append(nn.MaxPool2d(3, 2))
-            conv = nn.Conv2d(c_in, c_out, k, stride=s, padding=p)
-            conv.weight.data.copy_(backbone[f"features.{index}.weight"])
-            conv.bias.data.copy_(backbone[f"features.{index}.bias"])
-            layers += [conv, nn.ReLU(inplace=True)]
-        layers.append(nn.MaxPool2d(3, 2))
-        return types.SimpleNamespace(features=nn.Sequential(*layers))
-
-    stand_in = types.ModuleType("torchvision")
-    stand_in.models = types.SimpleNamespace(alexnet=alexnet)
-    monkeypatch.setitem(sys.modules, "torchvision", stand_in)
-    for name in [m for m in sys.modules if m == "lpips" or m.startswith("lpips.")]:
-        monkeypatch.delitem(sys.modules, name)
+    stand_in_torchvision(monkeypatch, lambda: backbone)
     import lpips
 
     theirs = lpips.LPIPS(net="alex", version="0.1", verbose=False)  # their linear weights
@@ -158,6 +167,34 @@ def test_same_numbers_as_the_lpips_package_where_it_is_installed(monkeypatch):
                                rtol=1e-5, atol=1e-6)
     for name in [m for m in sys.modules if m == "lpips" or m.startswith("lpips.")]:
         del sys.modules[name]
+
+
+def test_where_the_lpips_package_imports_it_computes_lpips_and_agrees_with_the_own_network(
+        tmp_path, monkeypatch):
+    """load() takes the package's network where ``import lpips`` works; with the same weights
+    (AlexNet's checkpoint from the hub cache, the package's linear layers) the own network gives
+    the same distances. A real torchvision where one loads, else the stand-in."""
+    linear_path = lpips_metric.linear_weights_path()
+    if linear_path is None:
+        pytest.skip("the lpips package is not installed (optional: pip install --no-deps lpips)")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    backbone, _ = random_weights(3)
+    checkpoint = lpips_metric.alexnet_path()
+    checkpoint.parent.mkdir(parents=True)
+    torch.save(backbone, checkpoint)  # torchvision reads a cached checkpoint by its file name
+    try:
+        import torchvision  # noqa: F401
+        forget_lpips(monkeypatch)
+    except Exception:  # the PyPI wheel beside a CPU torch: "operator torchvision::nms does not exist"
+        stand_in_torchvision(monkeypatch, lambda: torch.load(checkpoint))
+    network, note = load(1, 64, 64)
+    assert isinstance(network, lpips_metric.PackageLPIPS), note
+    assert note["implementation"].startswith("the lpips package (lpips ")
+    ours = AlexLPIPS(backbone, torch.load(linear_path, map_location="cpu"))
+    frames = torch.rand(2, 3, 1, 64, 64)
+    target = frames.roll(1, dims=1)
+    torch.testing.assert_close(lpips_per_frame(frames, target, network),
+                               lpips_per_frame(frames, target, ours), rtol=1e-5, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------ weights
@@ -180,9 +217,12 @@ def no_download(hub_dir=None):
     raise OSError("no network in tests")
 
 
-def test_load_builds_from_the_cache_and_the_package(weights):
+def test_load_builds_from_the_cache_and_the_package(weights, monkeypatch):
+    monkeypatch.setitem(sys.modules, "lpips", None)  # lpips does not import: the own network
     network, note = load(1, 64, 64)
     assert isinstance(network, AlexLPIPS) and note["backbone"] == str(weights)
+    assert note["implementation"].startswith("the harness's own copy")
+    assert "lpips does not import here (ModuleNotFoundError" in note["implementation"]
     assert "AlexNet" in note["definition"] and "OpenSTL" in note["definition"]
     assert float(network(torch.zeros(1, 3, 64, 64), torch.ones(1, 3, 64, 64))) > 0
 

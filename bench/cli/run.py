@@ -29,6 +29,7 @@ from ..runtime import distributed
 from ..runtime.device import resolve_device
 from ..runtime.files import DiskFullError, disk_full, no_space
 from ..store import ResultsStore
+from ..track.registry import TRACKERS, check_installed
 from ..train.budget import parse_budget
 from ..train.signals import exit_code, sigterm_as_ctrl_c, stopped_by
 from .checks import check_dataset_config, check_writable, model_patterns
@@ -88,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "(downloaded once if missing); when it cannot be computed the "
                              "record says why and the run goes on. A cell tested with LPIPS is "
                              "another cell (its own config hash)")
+    parser.add_argument("--log", nargs="+", default=[], choices=list(TRACKERS), metavar="TRACKER",
+                        help="log each cell to experiment trackers, one or several of: "
+                             f"{', '.join(TRACKERS)} (a run per cell: losses, learning rate, "
+                             "validation, test metrics, cost, config, example strips; a resumed "
+                             "cell continues its run); install them with pip install '.[track]'")
     for name in ("device", "out", "data-root", "cache-dir"):
         add_option(parser, name)
     parser.add_argument("--profile-only", action="store_true",
@@ -155,6 +161,7 @@ def make_request(args: argparse.Namespace) -> RunRequest:
     preset.train = apply_overrides(preset.train, check_train_overrides(_coerce(overrides)))
     check_seeds(args.seeds)
     preset.data = preset_data(preset.data, args.dataset)
+    check_installed(args.log)  # before any training
     out_root = Path(args.out)
     check_writable(out_root)
     if args.data_root is not None and not Path(args.data_root).is_dir():
@@ -169,7 +176,7 @@ def make_request(args: argparse.Namespace) -> RunRequest:
         shard=parse_shard(args.shard) if args.shard is not None else None,
         budget=parse_budget(args.budget) if args.budget is not None else None,
         match=parse_match(args.match) if args.match is not None else None,
-        lpips=args.lpips,
+        lpips=args.lpips, log_to=list(dict.fromkeys(args.log)),
     )
 
 

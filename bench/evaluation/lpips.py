@@ -14,17 +14,22 @@ CVPR 2018), which OpenSTL's ``openstl/core/metrics.py`` calls per predicted fram
   two images' maps, a 1x1 convolution to one channel with lpips' learned weights (``lin0`` ..
   ``lin4``; its dropout is off in evaluation), the mean over space, summed over the five layers.
 
-Weights, and why this module holds its own copy of the network:
+The network: the ``lpips`` package's own ``lpips.LPIPS`` where it imports (beside a torchvision
+that loads: a CUDA build of torch with torchvision's PyPI wheel, or a CPU torch with the CPU
+wheel), else this module's copy (:class:`AlexLPIPS`), which the tests hold to the package's
+numbers wherever both run. ``import lpips`` imports torchvision, and torchvision's PyPI wheels
+(built for CUDA, linked to ``libtorch_cuda.so``) do not load beside a CPU build of torch
+("operator torchvision::nms does not exist"); the record's note says which one computed it.
+
+Weights (both networks read the same two files; nothing is downloaded but AlexNet's, once):
 
 - the linear layers' weights ship inside the ``lpips`` package (``lpips/weights/v0.1/alex.pth``);
-  they are read from the installed package without importing it, because ``import lpips``
-  imports torchvision, and torchvision's PyPI wheels (built for CUDA, linked to
-  ``libtorch_cuda.so``) do not load beside a CPU build of torch ("operator torchvision::nms does
-  not exist"). The ``lpips`` package is therefore an optional install, not a test dependency;
+  the own network reads them from the installed package without importing it. The ``lpips``
+  package is therefore an optional install, not a test dependency;
 - AlexNet's weights are torchvision's ImageNet checkpoint ``alexnet-owt-7be5be79.pth``, read from
   the torch hub cache (``torch.hub.get_dir()/checkpoints``) with ``torch.load`` (no torchvision
-  needed). A run with ``--lpips`` downloads it there once if it is missing (hash-checked);
-  tests never download.
+  needed; the package's torchvision finds the same file there). A run with ``--lpips`` downloads
+  it there once if it is missing (hash-checked); tests never download.
 
 Whatever is missing (the package, the checkpoint, a frame with 2 channels, frames too small for
 AlexNet), :func:`load` returns no metric and the reason, which the record stores as
@@ -32,6 +37,7 @@ AlexNet), :func:`load` returns no metric and the reason, which the record stores
 """
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 from collections.abc import Callable
 from pathlib import Path
@@ -123,6 +129,34 @@ def lpips_per_frame(pred: torch.Tensor, target: torch.Tensor, network: nn.Module
     return out.double().reshape(b, t)
 
 
+class PackageLPIPS(nn.Module):
+    """The ``lpips`` package's ``LPIPS(net='alex', version='0.1')`` behind :class:`AlexLPIPS`'s
+    interface: ``forward(x0, x1)``, images ``[N, 3, H, W]`` in [-1, 1] -> distances ``[N]``."""
+
+    def __init__(self, package):
+        super().__init__()
+        self.net = package.LPIPS(net="alex", version="0.1", verbose=False).eval().requires_grad_(False)
+
+    def forward(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+        return self.net(x0, x1).reshape(-1)
+
+
+def package_network() -> tuple[nn.Module | None, str]:
+    """(:class:`PackageLPIPS`, its version) where ``import lpips`` works and builds the network
+    (its torchvision reads AlexNet's weights from the torch hub cache), else (None, why not)."""
+    try:
+        import lpips as package
+
+        network = PackageLPIPS(package)
+    except Exception as error:  # not installed, or its torchvision does not load beside this torch
+        return None, f"lpips does not import here ({type(error).__name__}: {error})"
+    try:
+        version = importlib.metadata.version("lpips")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown version"
+    return network, f"lpips {version}"
+
+
 def metric(network: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The per-frame hook ``evaluate`` takes (``extra_metrics={"lpips": metric(network)}``)."""
     return lambda pred, target: lpips_per_frame(pred, target, network)
@@ -181,8 +215,7 @@ def load(channels: int, height: int, width: int, *, download: bool = False,
                                          f"({backbone}) and the download failed "
                                          f"({type(error).__name__}: {error})"}
     try:
-        network = AlexLPIPS(torch.load(backbone, map_location="cpu", weights_only=True),
-                            torch.load(linear, map_location="cpu", weights_only=True))
+        network, implementation = _network(backbone, linear, hub_dir)
         probe = torch.zeros(1, 3, height, width)
         network(probe, probe)
     except Exception as error:
@@ -191,4 +224,18 @@ def load(channels: int, height: int, width: int, *, download: bool = False,
                   f"cannot build LPIPS from {backbone} and {linear} ({type(error).__name__}: "
                   f"{error})")
         return None, {"unavailable": reason}
-    return network, {"definition": DESCRIPTION, "linear": str(linear), "backbone": str(backbone)}
+    return network, {"definition": DESCRIPTION, "implementation": implementation,
+                     "linear": str(linear), "backbone": str(backbone)}
+
+
+def _network(backbone: Path, linear: Path, hub_dir) -> tuple[nn.Module, str]:
+    """The package's network where it imports (and reads the default hub cache, where
+    torchvision looks), else the own one; and which, in words."""
+    why = f"the hub cache {hub_dir} is not torch's own, where torchvision looks"
+    if backbone == alexnet_path():
+        network, why = package_network()
+        if network is not None:
+            return network, f"the lpips package ({why}, lpips.LPIPS)"
+    own = AlexLPIPS(torch.load(backbone, map_location="cpu", weights_only=True),
+                    torch.load(linear, map_location="cpu", weights_only=True))
+    return own, f"the harness's own copy (bench.evaluation.lpips.AlexLPIPS): {why}"

@@ -3,6 +3,7 @@ turns out damaged) and tested, with LPIPS when asked for; a failure recorded as 
 full disk or a lost rank stopping the run."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import time
@@ -20,6 +21,7 @@ from ..runtime import distributed
 from ..runtime import files as atomic
 from ..runtime.files import DiskFullError
 from ..runtime.memory import free_memory
+from ..track.cell import IDENTITY_FILE, CellTracker, run_info
 from ..train.budget import plan_budget
 from ..train.checkpoint import DamagedCheckpoint
 from ..train.divergence import check_finite_metrics
@@ -55,7 +57,13 @@ def run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict,
             raise cost
         cell["cost"] = cost
         if not request.profile_only:
-            cell.update(train_anew_if_damaged(record, request, data, folder, log, cost, lpips))
+            with cell_tracker(record, request, folder, log) as tracker:
+                try:
+                    cell.update(train_anew_if_damaged(record, request, data, folder, log, cost,
+                                                      lpips, tracker))
+                finally:  # with --log: the run, also of a failed cell (null: none began)
+                    if tracker is not None:
+                        cell["tracking"] = tracker.identity
     except DiskFullError:  # not the cell's failure: the whole run stops, nothing recorded
         free_memory(request.device)
         raise
@@ -73,8 +81,17 @@ def run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict,
     return cell
 
 
+def cell_tracker(record: dict, request: RunRequest, folder: Path, log):
+    """The cell's tracker run (bench.track) when ``--log`` asks for one, on rank 0 alone; else
+    a context of None."""
+    if not request.log_to or not distributed.is_main():
+        return contextlib.nullcontext(None)
+    where = checkpoint_dir(folder, record["model"], record["seed"], record["config_hash"])
+    return CellTracker(request.log_to, run_info(record, folder), where / IDENTITY_FILE, log)
+
+
 def train_anew_if_damaged(record: dict, request: RunRequest, data, folder: Path, log, cost,
-                          lpips) -> dict:
+                          lpips, tracker: CellTracker | None = None) -> dict:
     """Trains and tests the cell's model; if its best.pt turns out damaged at the end (it was
     moved aside, with last.pt), once more from scratch: one bad file costs a re-training, never
     the cell (under torchrun the job stops instead, and a relaunch trains anew)."""
@@ -85,7 +102,7 @@ def train_anew_if_damaged(record: dict, request: RunRequest, data, folder: Path,
         model = models.create_model(name, **record["config"]["model"])
         try:
             return train_and_test(name, seed, model, request, data, folder,
-                                  record["config_hash"], log, cost, lpips)
+                                  record["config_hash"], log, cost, lpips, tracker)
         except DamagedCheckpoint:
             if attempt == 2 or distributed.is_distributed():
                 raise
@@ -103,10 +120,13 @@ def rank_lost(error: Exception, record: dict, folder: Path) -> distributed.RankL
 
 
 def train_and_test(name, seed, model, request: RunRequest, data, folder: Path, tag: str,
-                   log=print, cost: dict | None = None, lpips: tuple | None = None) -> dict:
+                   log=print, cost: dict | None = None, lpips: tuple | None = None,
+                   tracker: CellTracker | None = None) -> dict:
     """``model`` fitted to the training data (its fit_from_data hook), trained when it has
     parameters (checkpoints under ``checkpoint_dir(folder, name, seed, tag)``), then tested;
-    the test's example clips written to ``examples/``. Returns {"metrics", "train"}."""
+    the test's example clips written to ``examples/``; ``tracker`` (or None) is the training's
+    hook and gets the test's metrics, the cost and the example clips. Returns {"metrics",
+    "train"}."""
     cfg = request.preset.train
     training = None
     safe_component(name, "model name")
@@ -115,18 +135,21 @@ def train_and_test(name, seed, model, request: RunRequest, data, folder: Path, t
             data.train_batches(cfg.batch_size, seed=seed * 100_003), FIT_BATCHES))
     if is_trainable(model):
         trainer = _trainer(name, seed, model, request, data, checkpoint_dir(folder, name, seed, tag),
-                           log, cost)
+                           log, cost, tracker)
         training = dataclasses.asdict(trainer.fit(progress=request.progress))
     model.to(request.device)
     result = _test(model, request, data, lpips)
     examples, clips = folder / "examples", result.pop("examples")
+    if tracker is not None:
+        tracker.tested(result, clips, cost)
     if distributed.is_main():  # rank 0's shard starts at the first test clip
         with atomic.atomic_open(examples / f"{name}__seed{seed}.npz") as handle:
             np.savez_compressed(handle, **clips)
     return {"metrics": result, "train": training}
 
 
-def _trainer(name, seed, model, request: RunRequest, data, checkpoints: Path, log, cost) -> Trainer:
+def _trainer(name, seed, model, request: RunRequest, data, checkpoints: Path, log, cost,
+             tracker: CellTracker | None = None) -> Trainer:
     """The cell's Trainer, its checkpoint folder made ready (set aside under --rerun, a killed
     writer's temporaries removed) and its budget planned."""
     cfg = request.preset.train
@@ -143,7 +166,7 @@ def _trainer(name, seed, model, request: RunRequest, data, checkpoints: Path, lo
             if plan.kind == "flops" else f"{plan.iterations} iterations"
             if plan.kind == "steps" else f"about {plan.estimated_iterations} iterations"))
     return Trainer(model, data, cfg, request.device, seed, checkpoints, name=name, log=log,
-                   data_parallel=True, budget=plan)
+                   data_parallel=True, budget=plan, hook=tracker)
 
 
 def _test(model, request: RunRequest, data, lpips: tuple | None) -> dict:

@@ -40,6 +40,7 @@ class RunRequest:
     match: MatchTarget | None = None  # scale every model's width to this size (bench.cost.match)
     reference: str | None = None  # the model the report compares every other with
     lpips: bool = False  # also compute LPIPS (AlexNet) on the test set when it can (bench.evaluation.lpips)
+    log_to: list[str] = field(default_factory=list)  # experiment trackers, each cell a run (bench.track)
 
 
 @dataclass

@@ -32,6 +32,7 @@ LAYERS = (
     ("bench.evaluation",),
     ("bench.train",),
     ("bench.cost",),
+    ("bench.track",),
     ("bench.grid",),
     ("bench.launch", "bench.predict"),
     ("bench.cli", "bench.tools", "bench.loop_bench", "bench"),

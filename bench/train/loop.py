@@ -30,7 +30,7 @@ from .divergence import DivergedError
 from .loss import sequence_loss
 from .optim import make_optimizer, make_scheduler
 from .plans import BudgetRun, EpochPlan
-from .sampling import truth_mask
+from .sampling import sampling_eta, truth_mask
 from .signals import Interrupted, StopOnSignal
 
 
@@ -69,13 +69,18 @@ class Trainer:
     ``budget``: train until the budget is spent instead of for ``cfg.epochs`` (bench.train.budget: the
     schedule follows the fraction of the budget spent; validation at budget checkpoints). One
     loop serves both; a plan (bench.train.plans) owns what differs.
+
+    ``hook``: an experiment tracker's (bench.track.cell.CellTracker, or None): ``begin(done)``
+    once, ``losses(first, values, scalars)`` at each host read of the losses (this rank's),
+    ``validated(step, entry, examples)`` at each validation with ``hook.examples`` clips; steps
+    count the iterations done.
     """
 
     def __init__(self, model, data, cfg: TrainConfig, device, seed: int, checkpoint_dir: Path,
                  name: str = "model", log=print, data_parallel: bool = False,
-                 budget: BudgetPlan | None = None):
+                 budget: BudgetPlan | None = None, hook=None):
         self.model, self.data, self.cfg = model.to(device), data, cfg
-        self.budget = budget
+        self.budget, self.hook = budget, hook
         self.device, self.seed, self.name, self.log = device, seed, name, log
         self.checkpoint_dir = Path(checkpoint_dir)
         self.optimizer = make_optimizer(model, cfg)
@@ -144,6 +149,8 @@ class Trainer:
         cfg, result = self.cfg, TrainResult()
         epoch, first, resumed = self._resume(result)
         plan = self._plan(epoch * cfg.steps_per_epoch + first, resumed)
+        if self.hook is not None:
+            self.hook.begin(plan.done)
         window = list(resumed["losses"]) if resumed is not None else []  # since last validation
         started = time.perf_counter() - result.wall_s  # wall time of earlier parts included
         self.periodic = PeriodicCheckpointer(cfg, budgeted=self.budget is not None)
@@ -160,6 +167,7 @@ class Trainer:
             for i in range(first, cfg.steps_per_epoch):
                 self.step, began = plan.done, time.perf_counter()
                 schedule_step = plan.begin(self.optimizer)
+                self.schedule_step = schedule_step  # for the tracker's sampling ratio
                 frames = to_device(self._rows(next(batches)), self.device)
                 pending.append(self.training_step(frames, schedule_step, generator))
                 if plan.sync_each_iteration or len(pending) >= cfg.sync_every:
@@ -222,11 +230,15 @@ class Trainer:
     def _validate(self, result: TrainResult, window: list, epoch: int, plan) -> None:
         """Validation: the plan's history entry (train_loss: the mean since the last one)."""
         self.step = None  # not a training iteration's failure
-        val = evaluate(self.model, self.data.val, self.data.in_len, self.data.out_len,
-                       self.device, self.cfg.eval_batch_size, self.cfg.amp, openstl=False)["headline"]
+        shown = self.hook.examples if self.hook is not None else 0
+        out = evaluate(self.model, self.data.val, self.data.in_len, self.data.out_len, self.device,
+                       self.cfg.eval_batch_size, self.cfg.amp, keep_examples=shown, openstl=False)
+        val = out["headline"]
         self.train_model.train()
         train_loss = self._mean_over_ranks(sum(window) / len(window)) if window else None
         result.history.append(plan.entry(result.history, train_loss, val))
+        if self.hook is not None:
+            self.hook.validated(plan.done, result.history[-1], out.get("examples"))
         if result.best_val_mse is None or val["mse"] < result.best_val_mse:
             result.best_val_mse = val["mse"]
             result.best_epoch = result.history[-1][plan.best_key]
@@ -235,9 +247,22 @@ class Trainer:
     def _sync(self, pending: list, losses: list, bar, chunks: TimingChunks) -> None:
         """Reads the pending losses (if any) into ``losses`` and times the stretch they took."""
         if pending:
+            count, timed = len(pending), len(chunks.times)
             self._read_losses(pending, losses, bar)
-            chunks.read(len(pending))
+            chunks.read(count)
             pending.clear()
+            if self.hook is not None:
+                self._track(losses[-count:], chunks.times[timed:])
+
+    def _track(self, values: list[float], timed: list[float]) -> None:
+        """The hook's scalars of a host read: its losses, the learning rate and sampling ratio
+        now, and the throughput of the stretch it timed (none for a process's first)."""
+        scalars = {"train/lr": self.optimizer.param_groups[0]["lr"],
+                   "train/sampling_eta": sampling_eta(self.schedule_step, self.cfg)}
+        if timed:
+            scalars["train/iterations_per_s"] = 1.0 / timed[-1]
+            scalars["train/samples_per_s"] = self.cfg.batch_size / timed[-1]
+        self.hook.losses(self.step + 2 - len(values), values, scalars)
 
     def _read_losses(self, pending: list, losses: list, bar) -> None:
         """Reads the pending device losses on the host (one wait for the device), checks them."""
