@@ -116,7 +116,7 @@ def test_the_replayed_step_reads_each_batch_and_mask_and_returns_its_own_loss(da
 def test_a_restored_checkpoint_is_captured_again(data, tmp_path, stubbed):
     cfg = config(cuda_graph=True, epochs=1, steps_per_epoch=2)
     trainer = Trainer(build("convlstm", data), data, cfg, CPU, 0, tmp_path)
-    trainer.fit(progress=False)
+    assert trainer.fit(progress=False).cuda_graph == "captured"  # recorded in the record's train
     assert trainer.captured.captures == 1
     assert trainer.captured.handle is None  # best.pt loaded at the end: the graph is dropped
     frames = next(data.train_batches(2, seed=1))
@@ -141,6 +141,8 @@ def test_a_failed_capture_runs_eager_with_one_line_and_the_state_restored(data, 
     assert failing.captured.captures == 0 and "capturing" in failing.captured.failed
     assert len(logged) == 1 and "capture failed, eager steps" in logged[0]
     assert got[0] == want[0]
+    assert failing.graph_status().startswith("eager: capture failed: RuntimeError")
+    assert cold.graph_status() == "captured"
 
 
 def test_what_cannot_be_captured_falls_back_with_one_line_and_is_recorded(data, tmp_path):
@@ -150,6 +152,8 @@ def test_what_cannot_be_captured_falls_back_with_one_line_and_is_recorded(data, 
     assert trainer.captured is None and isinstance(trainer.optimizer.param_groups[0]["lr"], float)
     assert logged == ["   model: cuda_graph off, eager steps: device cpu: CUDA graphs need a CUDA "
                       "device"]
+    assert trainer.graph_status() == "eager: device cpu: CUDA graphs need a CUDA device"
+    assert Trainer(build("convlstm", data), data, config(), CPU, 0, tmp_path).graph_status() is None
     cuda = torch.device("cuda")  # a device name needs no GPU
     assert graph_fallback(cuda, config(), parallel=False) is None
     assert graph_fallback(cuda, config(grad_clip=1.0), parallel=False) is None  # captured

@@ -53,6 +53,9 @@ class TrainResult:
     timed_stretches: int = 0
     # a budgeted run (see bench.train.budget): the budget, its plan, and what was spent
     budget: dict | None = None
+    # with cuda_graph asked for: "captured" (the iterations replayed a CUDA graph), or "eager: "
+    # and why not (bench.runtime.graphs; a capture that failed); None when not asked for
+    cuda_graph: str | None = None
 
 
 def is_trainable(model: torch.nn.Module) -> bool:
@@ -100,7 +103,7 @@ class Trainer:
             self.checkpoint_dir, device, {"model": self.model, "optimizer": self.optimizer,
                                           "scheduler": self.scheduler, "scaler": self.scaler},
             log=log, parallel=self.parallel)
-        self.captured = None
+        self.captured, self.graph_off = None, graph_off
         if cfg.cuda_graph and graph_off is not None:
             log(f"   {name}: cuda_graph off, eager steps: {graph_off}")
         elif cfg.cuda_graph:
@@ -226,8 +229,18 @@ class Trainer:
         result.iteration_s = chunks.median()
         result.iteration_s_quartiles, result.timed_stretches = chunks.quartiles(), len(chunks.times)
         result.budget = plan.summary()
+        result.cuda_graph = self.graph_status()
         self.checkpointer.load_best()
         self._recapture()  # the best weights were loaded: the training graph is done with
+
+    def graph_status(self) -> str | None:
+        """What ``TrainResult.cuda_graph`` records: "captured", "eager: <why>", or None."""
+        if not self.cfg.cuda_graph:
+            return None
+        if self.captured is None:
+            return f"eager: {self.graph_off}"
+        failed = self.captured.failed
+        return f"eager: capture failed: {failed}" if failed else "captured"
 
     def _recapture(self) -> None:
         """After the model's or optimizer's state was loaded: the next captured step captures anew."""
