@@ -167,7 +167,7 @@ def test_what_cannot_be_captured_falls_back_with_one_line_and_is_recorded(data, 
     assert configure_device(CPU, config())["cuda_graph_fallback"] is None
 
 
-@pytest.mark.parametrize("name", ["modernn", "convlstm", "predrnn"])
+@pytest.mark.parametrize("name", ["modernn", "convlstm", "predrnn", "mau", "saconvlstm"])
 def test_an_all_false_mask_gives_the_values_and_gradients_of_no_mask(name, data):
     model = build(name, data).double()
     in_len, out_len = SMOKE.data.in_len, SMOKE.data.out_len
