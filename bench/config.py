@@ -71,6 +71,12 @@ class TrainConfig:
     compile: bool = False  # torch.compile what a model runs per step (a recurrent cell's step)
     compile_mode: str = "default"
     tf32: bool = True  # CUDA: TensorFloat-32 for float32 matmuls and convolutions
+    # CUDA: capture the whole iteration (both passes, their backward and optimizer steps) once
+    # per cell in a CUDA graph and replay it (bench.train.graph); what cannot be captured runs
+    # eager, with one log line saying why (bench.runtime.graphs)
+    cuda_graph: bool = False
+    fused_norm: bool = False  # the models' fused LayerNorm fast path (models.fast)
+    fused_convs: bool = False  # the models' fused convolutions fast path (models.fast)
 
 
 # How often to checkpoint or read the loss changes no result: such options stay out of the hash

@@ -51,6 +51,10 @@ class CellStack(RecurrentPredictor):
             )
         return frame.new_zeros(frame.shape[0], self.hidden, *frame.shape[-2:])
 
+    def zeros_per_cell(self, frame: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One zero state per cell, each its own tensor (a compiled step guards on aliasing)."""
+        return tuple(self.zeros(frame) for _ in self.cells)
+
 
 def check_positive(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

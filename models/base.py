@@ -61,9 +61,24 @@ class RecurrentPredictor(nn.Module):
     scheduled sampling after it) lives here once, for every recurrent model.
     """
 
+    # Whether the explicit zero state (``initial_state``) is made a leaf that requires grad while
+    # gradients are recorded. bench.runtime.compile sets it: a compiled step's graphs guard on
+    # requires_grad, so the first call (zeros) and the next (states computed from parameters) then
+    # share one graph. Values and parameter gradients are unchanged; the cost is the gradient with
+    # respect to the zero state (its first step's share of the backward).
+    state_requires_grad: bool = False
+
     def step(self, frame: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        """Map frame ``[B, C, H, W]`` and the state (``None`` at the first call) to the next frame."""
+        """Map frame ``[B, C, H, W]`` and the state (:meth:`initial_state` at the first call) to
+        the next frame."""
         raise NotImplementedError
+
+    def initial_state(self, frame: torch.Tensor) -> Any:
+        """The state :meth:`step` starts from for frames like ``frame`` ``[B, C, H, W]``: ``None``
+        (the step builds its own zeros), unless the model returns its zero state explicitly, of
+        the structure and shapes every later step passes on, so that a compiled step
+        (bench.runtime.compile) is traced once, not again at the second call."""
+        return None
 
     def auxiliary_loss(self, states: list[Any]) -> torch.Tensor | None:
         """An extra training objective computed from the per-step states (none by default)."""
@@ -74,7 +89,9 @@ class RecurrentPredictor(nn.Module):
         # Column of truth_mask deciding step t (None: always the true frame inside the window).
         covers_input = truth_mask is not None and truth_mask.shape[1] == in_len + out_len - 2
         first_masked = 1 if covers_input else in_len
-        outputs, states, state = [], [], None
+        outputs, states, state = [], [], self.initial_state(frames[:, 0])
+        if self.state_requires_grad and torch.is_grad_enabled():
+            state = _requiring_grad(state)
         for t in range(in_len + out_len - 1):
             if t < first_masked:
                 frame = frames[:, t]
@@ -92,6 +109,15 @@ class RecurrentPredictor(nn.Module):
             warmup=predictions[:, : in_len - 1],
             aux_loss=self.auxiliary_loss(states),
         )
+
+
+def _requiring_grad(state: Any) -> Any:
+    """``state`` (tensors in tuples and lists, or None) with every tensor a leaf requiring grad."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().requires_grad_()
+    if isinstance(state, list | tuple):
+        return type(state)(_requiring_grad(s) for s in state)
+    return state
 
 
 def windowed_rollout(net, frames: torch.Tensor, in_len: int, out_len: int, window: int) -> torch.Tensor:

@@ -60,6 +60,10 @@ class ConvLSTM(CellStack):
         ]
         super().__init__(cells, frame_channels, hidden, norm_hw)
 
+    def initial_state(self, frame: torch.Tensor):
+        """(h per cell, c per cell), zeros: what ``step`` starts from at ``state=None``."""
+        return self.zeros_per_cell(frame), self.zeros_per_cell(frame)
+
     def step(self, frame: torch.Tensor, state):
         if state is None:
             zeros = (self.zeros(frame),) * len(self.cells)

@@ -132,6 +132,11 @@ class MoDeRNN(RecurrentPredictor):
         )
         self.output = nn.Conv2d(hidden, out_channels, 1)
 
+    def initial_state(self, frame: torch.Tensor):
+        """(h, c) zeros per cell: what each cell starts from at ``state=None``."""
+        shape = (frame.shape[0], self.embed.out_channels, *frame.shape[-2:])
+        return [(frame.new_zeros(shape), frame.new_zeros(shape)) for _ in self.cells]
+
     def step(self, frame: torch.Tensor, state):
         if tuple(frame.shape[-2:]) != self.size:
             raise ValueError(

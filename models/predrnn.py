@@ -77,6 +77,10 @@ class PredRNN(CellStack):
         ]
         super().__init__(cells, frame_channels, hidden, norm_hw)
 
+    def initial_state(self, frame: torch.Tensor):
+        """(h per cell, c per cell, m), zeros: what ``step`` starts from at ``state=None``."""
+        return self.zeros_per_cell(frame), self.zeros_per_cell(frame), self.zeros(frame)
+
     def step(self, frame: torch.Tensor, state):
         if state is None:
             zero = self.zeros(frame)

@@ -67,3 +67,32 @@ def test_compiled_step_on_cuda_matches_eager(data):
         want = eager(frames, data.in_len, data.out_len).future
         got = compiled(frames, data.in_len, data.out_len).future
     torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["convlstm", "modernn"])
+def test_the_captured_step_trains_as_the_eager_one_on_cuda(data, tmp_path, name):
+    """The real capture: replays follow each batch, mask and learning rate (a budget's cosine,
+    written in place) as eager steps do; no capture error, no synchronisation inside it."""
+    from bench.train.optim import set_lr
+
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    cfg = dataclasses.replace(SMOKE.train, batch_size=2, tf32=False)
+    runs = []
+    for graphed in (False, True):
+        logged = []
+        trainer = Trainer(build(name, data).to(CUDA), data,
+                          dataclasses.replace(cfg, cuda_graph=graphed), CUDA, 0,
+                          tmp_path / str(graphed), log=logged.append)
+        batches, generator = data.train_batches(2, seed=1), torch.Generator().manual_seed(1)
+        losses = []
+        torch.cuda.set_sync_debug_mode("warn" if graphed else 0)
+        for step in range(6):
+            set_lr(trainer.optimizer, 1e-3 / (step + 1))
+            losses.append(trainer.training_step(next(batches).to(CUDA), step, generator))
+        torch.cuda.set_sync_debug_mode(0)
+        if graphed:
+            assert logged == [] and trainer.captured.captures == 1 and not trainer.captured.failed
+        runs.append(([x.item() for x in losses], [p.detach().clone() for p in trainer.model.parameters()]))
+    assert runs[1][0] == pytest.approx(runs[0][0], rel=1e-4)
+    for p, q in zip(runs[1][1], runs[0][1], strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-5)

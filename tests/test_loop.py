@@ -145,3 +145,33 @@ def test_the_loop_benchmark_runs_on_a_cpu(capsys):
                  "1", "--repeats", "1", "--modes", "eager-fp32-sync", "bf16"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| convlstm")]
     assert len(rows) == 2 and "| 1.00x |" in rows[0] and "failed" not in "".join(rows)
+
+
+def test_the_loop_benchmark_modes_are_cumulative():
+    from bench.tools.loop_bench import plan_modes
+
+    planned = dict(plan_modes(["bf16", "compile", "eager", "cuda_graph", "reduce-overhead"]))
+    assert list(planned) == ["eager", "cuda_graph", "compile", "bf16", "reduce-overhead"]
+    assert planned["cuda_graph"] == {"cuda_graph": True}
+    assert planned["compile"] == {"cuda_graph": True, "fused_norm": True, "fused_convs": True,
+                                  "compile": True}
+    assert planned["bf16"] == {**planned["compile"], "amp": "bf16"}  # on top of the last
+    assert planned["reduce-overhead"] == {"compile": True, "compile_mode": "reduce-overhead"}
+    assert dict(plan_modes(["cuda_graph", "channels_last"]))["channels_last"] == {
+        "cuda_graph": True, "channels_last": True}
+
+
+def test_the_loop_benchmark_skips_what_a_cpu_cannot_run_and_profiles(capsys, tmp_path):
+    from bench.tools.loop_bench import main
+
+    assert main(["--device", "cpu", "--size", "smoke", "--models", "convlstm", "--iterations",
+                 "1", "--repeats", "1", "--modes", "eager", "cuda_graph", "channels_last",
+                 "--profile", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| convlstm")]
+    assert len(rows) == 3 and "| eager |" in rows[0] and "| 1.00x |" in rows[0]
+    assert "| +cuda_graph | skipped: device cpu: CUDA graphs need a CUDA device |" in rows[1]
+    assert "| +channels_last |" in rows[2] and "x |" in rows[2]
+    assert "convlstm: fastest " in out
+    profile = (tmp_path / "profile_convlstm_eager.txt").read_text()
+    assert "kernel_launches: 0" in profile and "aten::" in profile

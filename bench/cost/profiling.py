@@ -87,7 +87,9 @@ def measure_speed(model, data, cfg: TrainConfig, device, batch_size: int, repeat
     if is_trainable(model):
         log(f"training speed and memory at batch {batch_size} ({repeats} timed iterations)")
         with tempfile.TemporaryDirectory() as tmp:
-            trainer = Trainer(model, data, cfg, device, seed=0, checkpoint_dir=tmp)
+            # silent: the cell's own Trainer says once whether its step is captured (cuda_graph)
+            trainer = Trainer(model, data, cfg, device, seed=0, checkpoint_dir=tmp,
+                              log=lambda line: None)
             generator = torch.Generator().manual_seed(0)
             model.train()
             def step(clips=frames):

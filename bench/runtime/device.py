@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .graphs import graph_settings
+
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when present; otherwise the named device, checked to exist."""
@@ -34,12 +36,15 @@ def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def configure_device(device: torch.device, cfg) -> dict:
     """CUDA: cuDNN autotuning on, TF32 for float32 matmuls and convolutions as ``cfg.tf32`` says.
-    Returns the settings in force, for the record's device section."""
-    if device.type != "cuda":
-        return {"tf32": False, "cudnn_benchmark": False, "compile": cfg.compile,
-                "compile_mode": cfg.compile_mode if cfg.compile else None}
-    torch.backends.cudnn.benchmark = True
-    torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
-    torch.backends.cudnn.allow_tf32 = cfg.tf32
-    return {"tf32": cfg.tf32, "cudnn_benchmark": True, "compile": cfg.compile,
-            "compile_mode": cfg.compile_mode if cfg.compile else None}
+    Returns the settings in force, for the record's device section: those and compilation, the
+    captured step (bench.runtime.graphs) and the models' fast paths (models.fast)."""
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
+        torch.backends.cudnn.allow_tf32 = cfg.tf32
+    return {"tf32": cfg.tf32 if cuda else False, "cudnn_benchmark": cuda, "compile": cfg.compile,
+            "compile_mode": cfg.compile_mode if cfg.compile else None,
+            **graph_settings(device, cfg),
+            "fused_norm": bool(getattr(cfg, "fused_norm", False)),
+            "fused_convs": bool(getattr(cfg, "fused_convs", False))}

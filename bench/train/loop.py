@@ -23,14 +23,16 @@ from ..runtime import distributed
 from ..runtime.clock import duration
 from ..runtime.compile import compile_model
 from ..runtime.device import to_device
+from ..runtime.graphs import graph_fallback
 from ..runtime.precision import autocast
 from .budget import BudgetPlan
 from .checkpoint import Checkpointer, PeriodicCheckpointer
 from .divergence import DivergedError
+from .graph import CapturedStep
 from .loss import sequence_loss
-from .optim import make_optimizer, make_scheduler
+from .optim import current_lr, make_optimizer, make_scheduler
 from .plans import BudgetRun, EpochPlan
-from .sampling import sampling_eta, truth_mask
+from .sampling import sampling_eta, static_mask, truth_mask
 from .signals import Interrupted, StopOnSignal
 
 
@@ -51,6 +53,9 @@ class TrainResult:
     timed_stretches: int = 0
     # a budgeted run (see bench.train.budget): the budget, its plan, and what was spent
     budget: dict | None = None
+    # with cuda_graph asked for: "captured" (the iterations replayed a CUDA graph), or "eager: "
+    # and why not (bench.runtime.graphs; a capture that failed); None when not asked for
+    cuda_graph: str | None = None
 
 
 def is_trainable(model: torch.nn.Module) -> bool:
@@ -83,25 +88,35 @@ class Trainer:
         self.budget, self.hook = budget, hook
         self.device, self.seed, self.name, self.log = device, seed, name, log
         self.checkpoint_dir = Path(checkpoint_dir)
-        self.optimizer = make_optimizer(model, cfg)
-        self.scheduler = make_scheduler(self.optimizer, cfg)
-        self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
-        if cfg.compile:  # once per cell: the compiled step serves training and evaluation
-            compile_model(self.model, cfg.compile_mode)
         # --- data parallelism (the identity for one process) ---
         self.parallel = data_parallel and distributed.is_distributed()
         self.world = distributed.world_size() if self.parallel else 1
         if self.parallel:
             distributed.check_batch(cfg.batch_size)
+        # --- the captured iteration (bench.train.graph), where the configuration allows it ---
+        graph_off = graph_fallback(device, cfg, self.parallel) if cfg.cuda_graph else None
+        if graph_off is None and cfg.cuda_graph and not is_trainable(self.model):
+            graph_off = "the model has no trainable parameters"
+        self.optimizer = make_optimizer(model, cfg, tensor_lr=cfg.cuda_graph and graph_off is None)
+        self.scheduler = make_scheduler(self.optimizer, cfg)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+        if cfg.compile:  # once per cell: the compiled step serves training and evaluation
+            compile_model(self.model, cfg.compile_mode)
         self.train_model = distributed.wrap(self.model, device) if self.parallel else self.model
         self.loss_scale = distributed.loss_scale(cfg.loss) if self.parallel else 1
         self.checkpointer = Checkpointer(
             self.checkpoint_dir, device, {"model": self.model, "optimizer": self.optimizer,
                                           "scheduler": self.scheduler, "scaler": self.scaler},
             log=log, parallel=self.parallel)
+        self.captured, self.graph_off = None, graph_off
+        if cfg.cuda_graph and graph_off is not None:
+            log(f"   {name}: cuda_graph off, eager steps: {graph_off}")
+        elif cfg.cuda_graph:
+            self.captured = CapturedStep(self._passes, self.model, self.optimizer, log=log)
 
     def training_step(self, frames: torch.Tensor, step: int, generator: torch.Generator):
-        """One iteration of the protocol: a step on the clips, then (optionally) on them reversed.
+        """One iteration of the protocol: a step on the clips, then (optionally) on them reversed;
+        replayed from a CUDA graph where ``cfg.cuda_graph`` and the configuration allow it.
 
         Returns the mean loss of the passes as a device tensor: reading it would make the host
         wait for the device, so the loop reads losses only every ``sync_every`` iterations.
@@ -112,6 +127,14 @@ class Trainer:
         # Under DDP: the global batch's mask, sliced like the batch (N ranks draw as one process).
         mask = self._rows(truth_mask(step, cfg, frames.shape[0] * self.world, data.in_len,
                                      data.out_len, generator, self.device))
+        if self.captured is not None:
+            mask = static_mask(mask, frames.shape[0], data.out_len, self.device)
+            return self.captured(frames, mask)
+        return self._passes(frames, mask)
+
+    def _passes(self, frames: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The iteration's passes (forward, loss, backward, optimizer step each); the mean loss."""
+        cfg, data = self.cfg, self.data
         passes = [frames, frames.flip(1)] if cfg.reverse_pass else [frames]
         total = 0.0
         for clip in passes:
@@ -214,7 +237,23 @@ class Trainer:
         result.iteration_s = chunks.median()
         result.iteration_s_quartiles, result.timed_stretches = chunks.quartiles(), len(chunks.times)
         result.budget = plan.summary()
+        result.cuda_graph = self.graph_status()
         self.checkpointer.load_best()
+        self._recapture()  # the best weights were loaded: the training graph is done with
+
+    def graph_status(self) -> str | None:
+        """What ``TrainResult.cuda_graph`` records: "captured", "eager: <why>", or None."""
+        if not self.cfg.cuda_graph:
+            return None
+        if self.captured is None:
+            return f"eager: {self.graph_off}"
+        failed = self.captured.failed
+        return f"eager: capture failed: {failed}" if failed else "captured"
+
+    def _recapture(self) -> None:
+        """After the model's or optimizer's state was loaded: the next captured step captures anew."""
+        if self.captured is not None:
+            self.captured.invalidate()
 
     def _stream(self, epoch: int, first: int, resumed: dict | None):
         """The epoch's batches and mask generator, seeded per epoch so that a resumed run sees
@@ -257,7 +296,7 @@ class Trainer:
     def _track(self, values: list[float], timed: list[float]) -> None:
         """The hook's scalars of a host read: its losses, the learning rate and sampling ratio
         now, and the throughput of the stretch it timed (none for a process's first)."""
-        scalars = {"train/lr": self.optimizer.param_groups[0]["lr"],
+        scalars = {"train/lr": current_lr(self.optimizer),
                    "train/sampling_eta": sampling_eta(self.schedule_step, self.cfg)}
         if timed:
             scalars["train/iterations_per_s"] = 1.0 / timed[-1]
@@ -308,6 +347,7 @@ class Trainer:
         if state is None:
             return 0, 0, None
         self.checkpointer.restore(state)
+        self._recapture()  # the graph recorded the state before the restore
         result.history = list(state["history"])
         result.best_epoch, result.best_val_mse = state["best"]
         batch = state.get("batch", 0)

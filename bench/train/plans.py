@@ -22,6 +22,7 @@ from __future__ import annotations
 from ..config import TrainConfig
 from ..runtime import distributed
 from .budget import CHECKPOINT_FRACTIONS, BudgetPlan, checkpoint_iterations, cosine_lr
+from .optim import current_lr, set_lr
 from .sampling import sampling_eta
 
 
@@ -65,7 +66,7 @@ class EpochPlan:
     def entry(self, history: list, train_loss: float, val: dict) -> dict:
         return {"epoch": self.done // self.cfg.steps_per_epoch, "train_loss": train_loss,
                 "val_mse": val["mse"], "val_ssim": val["ssim"],
-                "lr": self.scheduler.optimizer.param_groups[0]["lr"]}
+                "lr": current_lr(self.scheduler.optimizer)}
 
     def stopped(self, by: str = "") -> str:
         """Where training stopped (``by``: the signal, if named): e.g. ``stopped by SIGTERM at
@@ -116,8 +117,7 @@ class BudgetRun:
 
     def begin(self, optimizer) -> float:
         spent = self.plan.progress(self.done, self.train_s)
-        for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(spent, self.cfg)
+        set_lr(optimizer, cosine_lr(spent, self.cfg))  # in place on a tensor rate (optim.set_lr)
         return self.plan.schedule_step(spent)
 
     def end(self, seconds: float) -> None:

@@ -52,3 +52,12 @@ def truth_mask(
         return None
     draws = torch.rand((batch, out_len - 1), generator=generator)
     return to_device(draws < eta, device)
+
+
+def static_mask(mask: torch.Tensor | None, batch: int, out_len: int, device) -> torch.Tensor:
+    """``mask``, or where there is none (sampling has ended, or never began) an all-False mask
+    ``[batch, out_len - 1]``: the model's own outputs throughout, the same values and gradients
+    as no mask; a captured step (bench.train.graph) always reads a mask of one shape."""
+    if mask is not None:
+        return mask
+    return torch.zeros((batch, max(0, out_len - 1)), dtype=torch.bool, device=device)
