@@ -18,6 +18,7 @@ from ..evaluation import lpips as lpips_metric
 from ..evaluation.loop import evaluate
 from ..runtime import distributed
 from ..runtime import files as atomic
+from ..runtime.compile import apply_fast_paths, asked_fast_paths
 from ..runtime.files import DiskFullError
 from ..runtime.memory import free_memory
 from ..train.budget import plan_budget
@@ -54,8 +55,12 @@ def run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict,
         if isinstance(cost, Exception):
             raise cost
         cell["cost"] = cost
+        # those the cost was measured with (a cost cached before they existed: none if none asked)
+        applied = cost.get("fast_paths", None if asked_fast_paths(request.preset.train) else [])
         if not request.profile_only:
             cell.update(train_anew_if_damaged(record, request, data, folder, log, cost, lpips))
+            applied = cell.pop("fast_paths")
+        cell["device_settings"] = {**record["device_settings"], "fast_paths": applied}
     except DiskFullError:  # not the cell's failure: the whole run stops, nothing recorded
         free_memory(request.device)
         raise
@@ -106,7 +111,8 @@ def train_and_test(name, seed, model, request: RunRequest, data, folder: Path, t
                    log=print, cost: dict | None = None, lpips: tuple | None = None) -> dict:
     """``model`` fitted to the training data (its fit_from_data hook), trained when it has
     parameters (checkpoints under ``checkpoint_dir(folder, name, seed, tag)``), then tested;
-    the test's example clips written to ``examples/``. Returns {"metrics", "train"}."""
+    the test's example clips written to ``examples/``. Returns {"metrics", "train",
+    "fast_paths"} (the fast paths that applied to the model: the Trainer switches them on)."""
     cfg = request.preset.train
     training = None
     safe_component(name, "model name")
@@ -116,14 +122,17 @@ def train_and_test(name, seed, model, request: RunRequest, data, folder: Path, t
     if is_trainable(model):
         trainer = _trainer(name, seed, model, request, data, checkpoint_dir(folder, name, seed, tag),
                            log, cost)
+        applied = trainer.fast_paths  # the Trainer switched them on
         training = dataclasses.asdict(trainer.fit(progress=request.progress))
+    else:
+        applied = apply_fast_paths(model, cfg)
     model.to(request.device)
     result = _test(model, request, data, lpips)
     examples, clips = folder / "examples", result.pop("examples")
     if distributed.is_main():  # rank 0's shard starts at the first test clip
         with atomic.atomic_open(examples / f"{name}__seed{seed}.npz") as handle:
             np.savez_compressed(handle, **clips)
-    return {"metrics": result, "train": training}
+    return {"metrics": result, "train": training, "fast_paths": applied}
 
 
 def _trainer(name, seed, model, request: RunRequest, data, checkpoints: Path, log, cost) -> Trainer:

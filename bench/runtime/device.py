@@ -34,12 +34,14 @@ def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def configure_device(device: torch.device, cfg) -> dict:
     """CUDA: cuDNN autotuning on, TF32 for float32 matmuls and convolutions as ``cfg.tf32`` says.
-    Returns the settings in force, for the record's device section."""
+    Returns the settings in force, for the record's device section: with the fast paths asked
+    for (``fused_norm``, ``fused_convs``) and ``fast_paths``, those that applied to the model,
+    None until the model is set up (bench.grid.cells fills it in)."""
+    common = {"compile": cfg.compile, "compile_mode": cfg.compile_mode if cfg.compile else None,
+              "fused_norm": cfg.fused_norm, "fused_convs": cfg.fused_convs, "fast_paths": None}
     if device.type != "cuda":
-        return {"tf32": False, "cudnn_benchmark": False, "compile": cfg.compile,
-                "compile_mode": cfg.compile_mode if cfg.compile else None}
+        return {"tf32": False, "cudnn_benchmark": False, **common}
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
     torch.backends.cudnn.allow_tf32 = cfg.tf32
-    return {"tf32": cfg.tf32, "cudnn_benchmark": True, "compile": cfg.compile,
-            "compile_mode": cfg.compile_mode if cfg.compile else None}
+    return {"tf32": cfg.tf32, "cudnn_benchmark": True, **common}

@@ -21,7 +21,7 @@ from ..config import TrainConfig
 from ..evaluation.loop import evaluate
 from ..runtime import distributed
 from ..runtime.clock import duration
-from ..runtime.compile import compile_model
+from ..runtime.compile import apply_fast_paths, compile_model
 from ..runtime.device import to_device
 from ..runtime.precision import autocast
 from .budget import BudgetPlan
@@ -81,7 +81,10 @@ class Trainer:
         self.optimizer = make_optimizer(model, cfg)
         self.scheduler = make_scheduler(self.optimizer, cfg)
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
-        if cfg.compile:  # once per cell: the compiled step serves training and evaluation
+        # Once per cell, on the model itself, so evaluation runs them too; the fast paths first,
+        # so that a compiled step traces them. ``fast_paths``: those that applied.
+        self.fast_paths = apply_fast_paths(self.model, cfg)
+        if cfg.compile:  # the compiled step serves training and evaluation
             compile_model(self.model, cfg.compile_mode)
         # --- data parallelism (the identity for one process) ---
         self.parallel = data_parallel and distributed.is_distributed()
