@@ -78,3 +78,20 @@ def test_records_say_what_was_asked_and_what_applied(run, tmp_path):
     assert plain["device_settings"]["fast_paths"] == [] and not plain["device_settings"]["fused_norm"]
     assert "fused_norm" not in plain["config"]["train"]
     assert plain["config_hash"] != fast["modernn"]["config_hash"]  # another cell, trained anew
+
+
+def test_fast_bench_times_each_mode_side_by_side(capsys):
+    from bench.tools import fast_bench
+
+    assert fast_bench.main(["--models", "convlstm", "modernn", "--size", "smoke", "--batch", "1",
+                            "--frames", "2", "--repeats", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("fast paths, forward + backward of a 2 -> 2 rollout, batch 1")
+    assert lines[1].split()[:4] == ["convlstm", "off", lines[1].split()[2], "s"]
+    assert "fused_convs" in lines[1] and "fused_norm" not in lines[1]
+    assert all(k in lines[2] for k in ("fused_norm", "fused_convs", "all")) and "x)" in lines[2]
+    assert fast_bench.main(["--models", "convlstn"]) == 2
+    assert "unknown model(s) convlstn" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        fast_bench.main(["--repeats", "0"])
+    assert "--repeats must be >= 1; got 0" in capsys.readouterr().err
