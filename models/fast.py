@@ -20,8 +20,9 @@ import torch
 # name -> what it does (shown by ``verify`` and in records' device settings); the building
 # blocks are in models/fused.py
 FAST_PATHS: dict[str, str] = {
-    "fused_norm": "LayerNorms over whole [C, H, W] maps as a group norm of 1 group and the "
-                  "elementwise affine (reductions over many thread blocks)",
+    "fused_norm": "LayerNorms over whole [C, H, W] maps through another reduction "
+                  "(models.fused.NORM_IMPL: a group norm of 1 group, or per channel then "
+                  "combined) and the elementwise affine",
     "fused_convs": "several convolutions of one input, or of same-shape inputs, as one "
                    "convolution whose kernel is assembled from the originals at each forward",
 }
