@@ -22,22 +22,21 @@ whole maps and of several convolutions as one, computed from the original parame
 Every kernel is built from the parameters at each forward, so gradients reach the originals and
 the optimizer sees the same parameters; only the float summation order differs.
 
-Chosen on CPU (``python -m bench.tools.fast_bench --kernels``: forward and backward at MoDeRNN's
-reference sizes, batch 32, float32, on a 2-core AMD EPYC shared with other jobs, load ~10, so
-the figures are rough): ``NORM_IMPL = "group_norm"`` (F.group_norm without affine, then one
-``addcmul`` with the affine), the fastest of the three candidates at both sizes measured
-([32, 64, 16, 16]: 30 ms against 335 ms two-level and 294 ms var_mean; [32, 256, 16, 16]: 455 ms
-against 727 and 635 ms; ``F.layer_norm`` itself took 149 and 124 ms there, so on this CPU the
-fast path is not a LayerNorm speed-up: it is for GPUs, where the choice is still to be
-measured: set ``models.fused.NORM_IMPL``). On CUDA, PyTorch's group-norm kernel
+Chosen on CPU (``python -m bench.tools.fast_bench --kernels --repeats 5``: forward and backward at
+MoDeRNN's reference sizes, batch 32, float32, a quiet 2-core AMD EPYC): ``NORM_IMPL =
+"group_norm"`` (F.group_norm without affine, then one ``addcmul`` with the affine), the fastest
+of the three candidates ([32, 64, 16, 16]: 1.97 ms against 5.13 two-level and 4.62 var_mean;
+[32, 256, 16, 16]: 8.87 ms against 22.4 and 21.3). ``F.layer_norm`` itself took 2.12 and 6.53
+ms there, so on a CPU the fast path is no LayerNorm speed-up: it is meant for GPUs, where the
+choice is still to be measured (set ``models.fused.NORM_IMPL``). On CUDA, PyTorch's group-norm kernel
 (aten/src/ATen/native/cuda/group_norm_kernel.cu, as I read it) also reduces each (sample,
 group) row in one thread block, so with one group it may occupy the GPU no better than
 LayerNorm; ``two_level`` reduces per channel first (B x C rows), the candidate to measure there.
 
-``PAIR_IMPL = "grouped"``: the two gate
-convolutions [32, 64, 16, 16] -> 2 x 256 as one grouped convolution took 0.78x the time of two
-convolutions, the block-diagonal kernel (twice the multiply-adds) 1.36x; the block-diagonal
-kernel is used only where the inputs' channel counts differ.
+``PAIR_IMPL = "grouped"``: the two gate convolutions [32, 64, 16, 16] -> 2 x 256 as one grouped
+convolution took 0.95x the time of two convolutions (89 against 94 ms), the block-diagonal kernel
+(twice the multiply-adds) 1.59x; the block-diagonal kernel is used only where the inputs'
+channel counts differ.
 """
 from __future__ import annotations
 
