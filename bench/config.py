@@ -75,14 +75,26 @@ class TrainConfig:
     # per cell in a CUDA graph and replay it (bench.train.graph); what cannot be captured runs
     # eager, with one log line saying why (bench.runtime.graphs)
     cuda_graph: bool = False
-    fused_norm: bool = False  # the models' fused LayerNorm fast path (models.fast)
-    fused_convs: bool = False  # the models' fused convolutions fast path (models.fast)
+    # fast paths (models/fast.py): exact reformulations, switched on in the models that offer
+    # them; in the config hash only when on (the hash of every other configuration is unchanged)
+    fused_norm: bool = False  # LayerNorms over whole maps as a group norm of one group + affine
+    fused_convs: bool = False  # several convolutions of one input (or same-shape inputs) as one
 
 
 # How often to checkpoint or read the loss changes no result: such options stay out of the hash
 # that identifies a configuration (so changing them resumes the same cell).
 OPERATIONAL_OPTIONS = ("checkpoint_every", "checkpoint_every_steps", "checkpoint_every_seconds",
                        "sync_every")
+# Options added after records existed, hashed only when they differ from their default (False),
+# so that configurations without them keep the hash they always had.
+HASHED_WHEN_ON = ("cuda_graph", "fused_norm", "fused_convs")
+
+
+def hashed_train_options(train: TrainConfig) -> dict[str, Any]:
+    """The TrainConfig options that decide the numbers, as a record's ``config.train`` holds them:
+    all but the operational ones, and each of ``HASHED_WHEN_ON`` only when on."""
+    return {k: v for k, v in dataclasses.asdict(train).items()
+            if k not in OPERATIONAL_OPTIONS and not (k in HASHED_WHEN_ON and not v)}
 
 
 @dataclass

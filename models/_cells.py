@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .base import RecurrentPredictor
+from .fused import MapNorm, norm_groups, paired_conv, summed_kernel
 from .patch import patched_shape
 
 
@@ -25,8 +27,40 @@ def gate_conv(
         nn.Conv2d(in_channels, out_channels, filter_size, padding=filter_size // 2, bias=False)
     ]
     if norm_hw is not None:
-        modules.append(nn.LayerNorm([out_channels, *norm_hw]))
+        modules.append(MapNorm([out_channels, *norm_hw]))
     return nn.Sequential(*modules)
+
+
+def summed_gates(convs: list[nn.Sequential], inputs: list[torch.Tensor], targets, chunk: int):
+    """The fused form of a cell's gate convolutions (``gate_conv``s of ``inputs``), as the list of
+    output chunks where chunk t is the sum of the conv chunks ``targets`` places at t
+    (models.fused.summed_kernel). Without norms: one convolution of the concatenated inputs.
+    With norms (each conv normalised before the sums; see ``fusable``): one grouped or
+    block-diagonal convolution and one group norm, the chunks then summed as placed."""
+    if len(convs[0]) == 1:
+        weight = summed_kernel([c[0].weight for c in convs], targets, chunk)
+        out = F.conv2d(torch.cat(inputs, 1), weight, padding=weight.shape[-1] // 2)
+        return list(out.split(chunk, dim=1))
+    y = paired_conv(inputs, [c[0].weight for c in convs])
+    outs = norm_groups(y, [c[1] for c in convs]).chunk(len(convs), dim=1)
+    return place_chunks(outs, targets, chunk)
+
+
+def fusable(convs: list[nn.Sequential]) -> tuple[str, ...]:
+    """``("fused_convs",)`` where ``summed_gates`` can fuse these ``gate_conv``s: always without
+    norms; with norms only when every output is as wide (one group norm over equal groups)."""
+    normed = len(convs[0]) > 1
+    return ("fused_convs",) if not normed or len({c[0].weight.shape[0] for c in convs}) == 1 else ()
+
+
+def place_chunks(outs: list[torch.Tensor], targets, chunk: int) -> list[torch.Tensor]:
+    """Output chunk t = the sum, in input order, of every chunk of ``outs`` placed at t."""
+    sums: dict[int, torch.Tensor] = {}
+    for out, ts in zip(outs, targets, strict=True):
+        for piece, tt in zip(out.split(chunk, dim=1), ts, strict=True):
+            for t in (tt,) if isinstance(tt, int) else tt:
+                sums[t] = piece if t not in sums else sums[t] + piece
+    return [sums[t] for t in range(len(sums))]
 
 
 class CellStack(RecurrentPredictor):

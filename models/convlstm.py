@@ -28,21 +28,32 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ._cells import CellStack, gate_conv, patched_config
+from ._cells import CellStack, gate_conv, patched_config, summed_gates
+from .fused import FastPathSwitch
 from .patch import Patched
 from .registry import register_model
 
 
-class ConvLSTMCell(nn.Module):
+class ConvLSTMCell(FastPathSwitch, nn.Module):
+    """``fused_convs``: conv_x(x) + conv_h(h) as one convolution of [x, h] (models/_cells.py
+    ``summed_gates``; with layer norm one grouped convolution and a group norm)."""
+
+    fast_paths = ("fused_convs",)
+    GATES = ((0, 1, 2, 3), (0, 1, 2, 3))  # i, f, g, o of conv_x and of conv_h: summed
+
     def __init__(
         self, in_channels: int, hidden: int, filter_size: int, norm_hw: tuple[int, int] | None
     ):
         super().__init__()
         self.conv_x = gate_conv(in_channels, 4 * hidden, filter_size, norm_hw)
         self.conv_h = gate_conv(hidden, 4 * hidden, filter_size, norm_hw)
+        self.hidden = hidden
 
     def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
-        i, f, g, o = torch.chunk(self.conv_x(x) + self.conv_h(h), 4, dim=1)
+        if self.fused_convs:
+            i, f, g, o = summed_gates([self.conv_x, self.conv_h], [x, h], self.GATES, self.hidden)
+        else:
+            i, f, g, o = torch.chunk(self.conv_x(x) + self.conv_h(h), 4, dim=1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         return torch.sigmoid(o) * torch.tanh(c), c
 

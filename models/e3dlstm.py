@@ -59,6 +59,7 @@ import torch.nn.functional as F
 
 from ._cells import check_positive
 from .base import RecurrentPredictor
+from .fused import FastPathSwitch, MapNorm, summed_kernel
 from .patch import Patched, patched_shape
 from .registry import register_model
 
@@ -74,9 +75,14 @@ class SameConv3d(nn.Conv3d):
         self.openstl = openstl
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.convolve(x, self.weight)
+
+    def convolve(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """This convolution's padding (and OpenSTL's upsampling) with another ``weight``."""
         if self.openstl:
-            return F.interpolate(super().forward(x), size=x.shape[-3:], mode="nearest")
-        return super().forward(F.pad(x, self.depth_pad))
+            out = F.conv3d(x, weight, padding=self.padding)
+            return F.interpolate(out, size=x.shape[-3:], mode="nearest")
+        return F.conv3d(F.pad(x, self.depth_pad), weight, padding=self.padding)
 
 
 def recall(query: torch.Tensor, history: torch.Tensor, openstl: bool = False) -> torch.Tensor:
@@ -97,7 +103,16 @@ def recall(query: torch.Tensor, history: torch.Tensor, openstl: bool = False) ->
     return out.transpose(1, 2).reshape(query.shape)
 
 
-class EideticCell(nn.Module):
+class EideticCell(FastPathSwitch, nn.Module):
+    """``fused_convs``: conv_x(x), conv_h(h), conv_m(m) as one convolution of [x, h, m] whose
+    kernel places each chunk at the sum it enters (models.fused.summed_kernel), and
+    conv_oc(c) + conv_om(m) as one convolution of [c, m]."""
+
+    fast_paths = ("fused_convs",)
+    # output chunks (i, g, r, o, i', g', f', m_m): conv_x's seven, conv_h's i g r o,
+    # conv_m's i f g m
+    GATES = ((0, 1, 2, 3, 4, 5, 6), (0, 1, 2, 3), (4, 6, 5, 7))
+
     def __init__(self, c_in: int, hidden: int, kernel: tuple[int, int, int], norm_shape: tuple,
                  openstl: bool = False):
         super().__init__()
@@ -108,17 +123,32 @@ class EideticCell(nn.Module):
         self.conv_oc = SameConv3d(hidden, hidden, kernel, openstl)
         self.conv_om = SameConv3d(hidden, hidden, kernel, openstl)
         self.conv_mem = nn.Conv3d(2 * hidden, hidden, kernel_size=1, bias=False)
-        self.norm_c = nn.LayerNorm(norm_shape)
+        self.norm_c = MapNorm(norm_shape)
 
-    def forward(self, x, h, c, m, history):
+    def gate_terms(self, x, h, m):
+        """The summed pre-activations (i, g, r, o, i', g', f', m_m)."""
+        if self.fused_convs:
+            convs = [self.conv_x, self.conv_h, self.conv_m]
+            weight = summed_kernel([c.weight for c in convs], self.GATES, self.hidden)
+            return self.conv_x.convolve(torch.cat([x, h, m], 1), weight).split(self.hidden, 1)
         i_x, g_x, r_x, o_x, i_xm, g_xm, f_xm = torch.split(self.conv_x(x), self.hidden, dim=1)
         i_h, g_h, r_h, o_h = torch.split(self.conv_h(h), self.hidden, dim=1)
         i_m, f_m, g_m, m_m = torch.split(self.conv_m(m), self.hidden, dim=1)
-        c = (self.norm_c(c + recall(torch.sigmoid(r_x + r_h), history, self.openstl))
-             + torch.sigmoid(i_x + i_h) * torch.tanh(g_x + g_h))
-        m = (torch.sigmoid(f_xm + f_m + 1.0) * torch.tanh(m_m)
-             + torch.sigmoid(i_xm + i_m) * torch.tanh(g_xm + g_m))
-        o = torch.tanh(o_x + o_h + self.conv_oc(c) + self.conv_om(m))
+        return i_x + i_h, g_x + g_h, r_x + r_h, o_x + o_h, i_xm + i_m, g_xm + g_m, f_xm + f_m, m_m
+
+    def output_terms(self, c, m):
+        """conv_oc(c) + conv_om(m)."""
+        if self.fused_convs:
+            weight = torch.cat([self.conv_oc.weight, self.conv_om.weight], dim=1)
+            return self.conv_oc.convolve(torch.cat([c, m], 1), weight)
+        return self.conv_oc(c) + self.conv_om(m)
+
+    def forward(self, x, h, c, m, history):
+        i, g, r, o, i_m, g_m, f_m, m_m = self.gate_terms(x, h, m)
+        c = (self.norm_c(c + recall(torch.sigmoid(r), history, self.openstl))
+             + torch.sigmoid(i) * torch.tanh(g))
+        m = torch.sigmoid(f_m + 1.0) * torch.tanh(m_m) + torch.sigmoid(i_m) * torch.tanh(g_m)
+        o = torch.tanh(o + self.output_terms(c, m))
         return torch.sigmoid(o) * torch.tanh(self.conv_mem(torch.cat([c, m], dim=1))), c, m
 
 

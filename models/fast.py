@@ -17,8 +17,15 @@ from collections.abc import Iterable
 
 import torch
 
-# name -> what it does (shown by ``verify`` and in records' device settings)
-FAST_PATHS: dict[str, str] = {}
+# name -> what it does (shown by ``verify`` and in records' device settings); the building
+# blocks are in models/fused.py
+FAST_PATHS: dict[str, str] = {
+    "fused_norm": "LayerNorms over whole [C, H, W] maps through another reduction "
+                  "(models.fused.NORM_IMPL: a group norm of 1 group, or per channel then "
+                  "combined) and the elementwise affine",
+    "fused_convs": "several convolutions of one input, or of same-shape inputs, as one "
+                   "convolution whose kernel is assembled from the originals at each forward",
+}
 
 
 def _offering(model: torch.nn.Module, name: str):

@@ -39,9 +39,11 @@ import math
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ._cells import check_positive
 from .base import RecurrentPredictor
+from .fused import FastPathSwitch, MapNorm, merged_kernel
 from .patch import Patched, patched_shape
 from .registry import register_model
 
@@ -49,11 +51,17 @@ from .registry import register_model
 def conv_norm(hidden: int, c_out: int, filter_size: int, hw: tuple[int, int]) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(hidden, c_out, filter_size, padding=filter_size // 2),
-        nn.LayerNorm([c_out, *hw]),
+        MapNorm([c_out, *hw]),
     )
 
 
-class MAUCell(nn.Module):
+class MAUCell(FastPathSwitch, nn.Module):
+    """``fused_convs``: conv_s and conv_s_next (both of S^{k-1}_t) as one convolution, its two
+    output parts then normalised by their own LayerNorms. conv_t_next and conv_t cannot be
+    fused: conv_t's input T_ami depends on conv_t_next's output."""
+
+    fast_paths = ("fused_convs",)
+
     def __init__(self, hidden: int, filter_size: int, hw: tuple[int, int]):
         super().__init__()
         self.hidden = hidden
@@ -63,18 +71,32 @@ class MAUCell(nn.Module):
         self.conv_s = conv_norm(hidden, 3 * hidden, filter_size, hw)
         self.conv_s_next = conv_norm(hidden, hidden, filter_size, hw)
 
-    def attention(self, s: torch.Tensor, t_hist: torch.Tensor, s_hist: torch.Tensor):
-        """T_att and the weights alpha ``[tau, B]``; histories are ``[tau, B, C, H, W]``."""
-        scores = (s_hist * self.conv_s_next(s)).flatten(2).sum(-1) / self.scale
+    def attention(self, s: torch.Tensor, t_hist: torch.Tensor, s_hist: torch.Tensor,
+                  s_next: torch.Tensor | None = None):
+        """T_att and the weights alpha ``[tau, B]``; histories are ``[tau, B, C, H, W]``;
+        ``s_next``: conv_s_next(s) when already computed."""
+        s_next = self.conv_s_next(s) if s_next is None else s_next
+        scores = (s_hist * s_next).flatten(2).sum(-1) / self.scale
         alpha = torch.softmax(scores, dim=0)
         return (alpha[..., None, None, None] * t_hist).sum(0), alpha
 
+    def spatial_convs(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(conv_s(s), conv_s_next(s))."""
+        if not self.fused_convs:
+            return self.conv_s(s), self.conv_s_next(s)
+        convs = [self.conv_s[0], self.conv_s_next[0]]
+        weight = merged_kernel([c.weight for c in convs])
+        y = F.conv2d(s, weight, torch.cat([c.bias for c in convs]), padding=weight.shape[-1] // 2)
+        y_s, y_next = y.split([convs[0].out_channels, convs[1].out_channels], dim=1)
+        return self.conv_s[1](y_s), self.conv_s_next[1](y_next)
+
     def forward(self, t, s, t_hist, s_hist):
-        t_att, _ = self.attention(s, t_hist, s_hist)
+        conv_s, s_next = self.spatial_convs(s)
+        t_att, _ = self.attention(s, t_hist, s_hist, s_next)
         u_f = torch.sigmoid(self.conv_t_next(t))
         t_ami = u_f * t + (1 - u_f) * t_att
         t_g, t_t, t_s = torch.split(self.conv_t(t_ami), self.hidden, dim=1)
-        s_g, s_t, s_s = torch.split(self.conv_s(s), self.hidden, dim=1)
+        s_g, s_t, s_s = torch.split(conv_s, self.hidden, dim=1)
         t_gate, s_gate = torch.sigmoid(t_g), torch.sigmoid(s_g)
         return t_gate * t_t + (1 - t_gate) * s_t, s_gate * s_s + (1 - s_gate) * t_s
 

@@ -48,14 +48,19 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ._cells import CellStack, gate_conv, patched_config
+from ._cells import CellStack, fusable, gate_conv, patched_config, summed_gates
+from .fused import FastPathSwitch
 from .patch import Patched
 from .predrnn import SpatioTemporalLSTMCell
 from .registry import register_model
 
 
-class PeepholeConvLSTM(nn.Module):
-    """OpenSTL's ``MIMN`` and ``MIMBlock.MIMS``: a ConvLSTM with per-position peepholes."""
+class PeepholeConvLSTM(FastPathSwitch, nn.Module):
+    """OpenSTL's ``MIMN`` and ``MIMBlock.MIMS``: a ConvLSTM with per-position peepholes.
+    ``fused_convs``: conv_x(x) + conv_h(h) as one convolution (models/_cells.py ``summed_gates``)."""
+
+    fast_paths = ("fused_convs",)
+    GATES = ((0, 1, 2, 3), (0, 1, 2, 3))
 
     def __init__(
         self, hidden: int, filter_size: int, hw: tuple[int, int], norm_hw: tuple[int, int] | None,
@@ -69,16 +74,29 @@ class PeepholeConvLSTM(nn.Module):
         self.peep_if = nn.Parameter(torch.zeros(2 * hidden, *hw))
         self.peep_o = nn.Parameter(torch.zeros(hidden, *hw))
 
-    def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+    def gate_terms(self, x: torch.Tensor, h: torch.Tensor):
+        """(i, g, f, o): conv_x's chunks plus conv_h's."""
+        if self.fused_convs:
+            return summed_gates([self.conv_x, self.conv_h], [x, h], self.GATES, self.hidden)
         i_x, g_x, f_x, o_x = torch.split(self.conv_x(x), self.hidden, dim=1)
         i_h, g_h, f_h, o_h = torch.split(self.conv_h(h), self.hidden, dim=1)
+        return i_x + i_h, g_x + g_h, f_x + f_h, o_x + o_h
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+        i, g, f, o = self.gate_terms(x, h)
         w_i, w_f = torch.split(self.peep_if, self.hidden, dim=0)
-        c = (torch.sigmoid(f_x + f_h + w_f * c + self.forget_bias) * c
-             + torch.sigmoid(i_x + i_h + w_i * c) * torch.tanh(g_x + g_h))
-        return torch.sigmoid(o_x + o_h + self.peep_o * c) * torch.tanh(c), c
+        c = (torch.sigmoid(f + w_f * c + self.forget_bias) * c
+             + torch.sigmoid(i + w_i * c) * torch.tanh(g))
+        return torch.sigmoid(o + self.peep_o * c) * torch.tanh(c), c
 
 
-class MIMBlock(nn.Module):
+class MIMBlock(FastPathSwitch, nn.Module):
+    """``fused_convs`` (without layer norm): conv_x(x), conv_h(h), conv_m(m) as one convolution
+    of [x, h, m]; conv_x's i and g chunks are placed twice (they enter two sums each)."""
+
+    # output chunks (f_x+f_s, i_x+i_s, g_x+g_s, i_x+i_t, g_x+g_t, o_x+o_t+o_s)
+    GATES = (((1, 3), (2, 4), 0, 5), (3, 4, 5), (1, 2, 0, 5))
+
     def __init__(
         self, hidden: int, filter_size: int, hw: tuple[int, int], norm_hw: tuple[int, int] | None,
         forget_bias: float = 1.0,
@@ -91,16 +109,24 @@ class MIMBlock(nn.Module):
         self.conv_m = gate_conv(hidden, 4 * hidden, filter_size, norm_hw)
         self.stationary = PeepholeConvLSTM(hidden, filter_size, hw, norm_hw, forget_bias)
         self.conv_mem = nn.Conv2d(2 * hidden, hidden, kernel_size=1, bias=False)
+        self.fast_paths = fusable([self.conv_x, self.conv_h, self.conv_m])
 
-    def forward(self, x, n_h, h, c, m, s):
+    def gate_terms(self, x, h, m):
+        """The six sums of the gate convolutions' chunks (``GATES``)."""
+        if self.fused_convs:
+            return summed_gates([self.conv_x, self.conv_h, self.conv_m], [x, h, m], self.GATES,
+                                self.hidden)
         i_x, g_x, f_x, o_x = torch.split(self.conv_x(x), self.hidden, dim=1)
         i_t, g_t, o_t = torch.split(self.conv_h(h), self.hidden, dim=1)
         i_s, g_s, f_s, o_s = torch.split(self.conv_m(m), self.hidden, dim=1)
-        m = (torch.sigmoid(f_x + f_s + self.forget_bias) * m
-             + torch.sigmoid(i_x + i_s) * torch.tanh(g_x + g_s))
+        return f_x + f_s, i_x + i_s, g_x + g_s, i_x + i_t, g_x + g_t, o_x + o_t + o_s
+
+    def forward(self, x, n_h, h, c, m, s):
+        f_m, i_m, g_m, i_c, g_c, o = self.gate_terms(x, h, m)
+        m = torch.sigmoid(f_m + self.forget_bias) * m + torch.sigmoid(i_m) * torch.tanh(g_m)
         kept, s = self.stationary(n_h, c, s)
-        c = kept + torch.sigmoid(i_x + i_t) * torch.tanh(g_x + g_t)
-        o = torch.sigmoid(o_x + o_t + o_s)
+        c = kept + torch.sigmoid(i_c) * torch.tanh(g_c)
+        o = torch.sigmoid(o)
         return o * torch.tanh(self.conv_mem(torch.cat([c, m], dim=1))), c, m, s
 
 

@@ -31,9 +31,11 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ._cells import check_positive as _check_positive
 from .base import RecurrentPredictor
+from .fused import FastPathSwitch, MapNorm, merged_kernel, norm_groups, paired_conv
 from .patch import Patched, patched_shape
 from .registry import register_model
 
@@ -46,13 +48,19 @@ class ConvNorm(nn.Module):
     def __init__(self, c_in: int, c_out: int, kernel: int, height: int, width: int):
         super().__init__()
         self.conv = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False)
-        self.norm = nn.LayerNorm([c_out, height, width])
+        self.norm = MapNorm([c_out, height, width])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.conv(x))
 
 
-class MoDeRNNCell(nn.Module):
+class MoDeRNNCell(FastPathSwitch, nn.Module):
+    """``fused_convs``: each DCB kernel set as one convolution (the kernels zero-padded to the
+    largest and concatenated) and one group norm over its outputs; the two gate convolutions
+    (of x and of h) as one grouped convolution and one group norm of two groups."""
+
+    fast_paths = ("fused_convs",)
+
     def __init__(
         self,
         hidden: int,
@@ -70,11 +78,22 @@ class MoDeRNNCell(nn.Module):
         self.h_from_x = nn.ModuleList(ConvNorm(hidden, hidden, k, *shape) for k in dcb_kernels)
         self.gate_x = ConvNorm(hidden, 4 * hidden, filter_size, *shape)
         self.gate_h = ConvNorm(hidden, 4 * hidden, filter_size, *shape)
-        self.norm_c = nn.LayerNorm([hidden, height, width])
+        self.norm_c = MapNorm([hidden, height, width])
 
-    @staticmethod
-    def _scale(convs: nn.ModuleList, source: torch.Tensor) -> torch.Tensor:
-        return 2.0 * torch.sigmoid(sum(m(source) for m in convs) / len(convs))
+    def _scale(self, convs: nn.ModuleList, source: torch.Tensor) -> torch.Tensor:
+        if not self.fused_convs:
+            return 2.0 * torch.sigmoid(sum(m(source) for m in convs) / len(convs))
+        weight = merged_kernel([m.conv.weight for m in convs])
+        y = norm_groups(F.conv2d(source, weight, padding=weight.shape[-1] // 2),
+                        [m.norm for m in convs])
+        return 2.0 * torch.sigmoid(sum(y.chunk(len(convs), dim=1)) / len(convs))
+
+    def gates(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        if not self.fused_convs:
+            return self.gate_x(x) + self.gate_h(h)
+        y = paired_conv([x, h], [self.gate_x.conv.weight, self.gate_h.conv.weight])
+        g_x, g_h = norm_groups(y, [self.gate_x.norm, self.gate_h.norm]).chunk(2, dim=1)
+        return g_x + g_h
 
     def detail_context(self, x: torch.Tensor, h: torch.Tensor):
         for i in range(1, self.dcb_rounds + 1):
@@ -90,7 +109,7 @@ class MoDeRNNCell(nn.Module):
             state = (zeros, zeros)
         h, c = state
         x, h_mod = self.detail_context(x, h)
-        gates = self.gate_x(x) + self.gate_h(h_mod)
+        gates = self.gates(x, h_mod)
         i, f, g, o = torch.split(gates, self.hidden, dim=1)
         c = self.norm_c(torch.sigmoid(f + FORGET_BIAS) * c + torch.sigmoid(i) * torch.tanh(g))
         h = torch.sigmoid(o) * torch.tanh(c)

@@ -30,12 +30,20 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ._cells import CellStack, gate_conv, patched_config
+from ._cells import CellStack, fusable, gate_conv, patched_config, summed_gates
+from .fused import FastPathSwitch
 from .patch import Patched
 from .registry import register_model
 
 
-class SpatioTemporalLSTMCell(nn.Module):
+class SpatioTemporalLSTMCell(FastPathSwitch, nn.Module):
+    """``fused_convs`` (without layer norm): conv_x(x), conv_h(h), conv_m(m) as one convolution
+    of [x, h, m] whose kernel places conv_h's and conv_m's rows at the conv_x chunks they are
+    added to (models/_cells.py ``summed_gates``)."""
+
+    # output chunks (i, f, g, i', f', g', o): conv_x's seven, conv_h's i f g o, conv_m's i f g
+    GATES = ((0, 1, 2, 3, 4, 5, 6), (0, 1, 2, 6), (3, 4, 5))
+
     def __init__(
         self, in_channels: int, hidden: int, filter_size: int, norm_hw: tuple[int, int] | None,
         forget_bias: float = 1.0,
@@ -48,17 +56,24 @@ class SpatioTemporalLSTMCell(nn.Module):
         self.conv_m = gate_conv(hidden, 3 * hidden, filter_size, norm_hw)
         self.conv_o = gate_conv(2 * hidden, hidden, filter_size, norm_hw)
         self.conv_mem = nn.Conv2d(2 * hidden, hidden, kernel_size=1, bias=False)
+        self.fast_paths = fusable([self.conv_x, self.conv_h, self.conv_m])
 
-    def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, m: torch.Tensor):
+    def gate_terms(self, x: torch.Tensor, h: torch.Tensor, m: torch.Tensor):
+        """The summed pre-activations (i, f, g, i', f', g', o) of the three gate convolutions."""
+        convs, inputs = [self.conv_x, self.conv_h, self.conv_m], [x, h, m]
+        if self.fused_convs:
+            return summed_gates(convs, inputs, self.GATES, self.hidden)
         i_x, f_x, g_x, i_xm, f_xm, g_xm, o_x = torch.split(self.conv_x(x), self.hidden, dim=1)
         i_h, f_h, g_h, o_h = torch.split(self.conv_h(h), self.hidden, dim=1)
         i_m, f_m, g_m = torch.split(self.conv_m(m), self.hidden, dim=1)
-        c = (torch.sigmoid(f_x + f_h + self.forget_bias) * c
-             + torch.sigmoid(i_x + i_h) * torch.tanh(g_x + g_h))
-        m = (torch.sigmoid(f_xm + f_m + self.forget_bias) * m
-             + torch.sigmoid(i_xm + i_m) * torch.tanh(g_xm + g_m))
+        return i_x + i_h, f_x + f_h, g_x + g_h, i_xm + i_m, f_xm + f_m, g_xm + g_m, o_x + o_h
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, m: torch.Tensor):
+        i, f, g, i_m, f_m, g_m, o = self.gate_terms(x, h, m)
+        c = torch.sigmoid(f + self.forget_bias) * c + torch.sigmoid(i) * torch.tanh(g)
+        m = torch.sigmoid(f_m + self.forget_bias) * m + torch.sigmoid(i_m) * torch.tanh(g_m)
         mem = torch.cat([c, m], dim=1)
-        o = torch.sigmoid(o_x + o_h + self.conv_o(mem))
+        o = torch.sigmoid(o + self.conv_o(mem))
         return o * torch.tanh(self.conv_mem(mem)), c, m
 
 

@@ -41,12 +41,20 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ._cells import CellStack, gate_conv, patched_config
+from ._cells import CellStack, fusable, gate_conv, patched_config, summed_gates
+from .fused import FastPathSwitch
 from .patch import Patched
 from .registry import register_model
 
 
-class CausalLSTMCell(nn.Module):
+class CausalLSTMCell(FastPathSwitch, nn.Module):
+    """``fused_convs`` (without layer norm): conv_x(x), conv_h(h), conv_c(c), conv_m(m) as one
+    convolution of [x, h, c, m] (models/_cells.py ``summed_gates``)."""
+
+    # output chunks (i, f, g, i', f', g', o, m_m): conv_x's seven, conv_h's i f g o,
+    # conv_c's i f g, conv_m's i f m
+    GATES = ((0, 1, 2, 3, 4, 5, 6), (0, 1, 2, 6), (0, 1, 2), (3, 4, 7))
+
     def __init__(
         self, in_channels: int, hidden: int, filter_size: int, norm_hw: tuple[int, int] | None,
         forget_bias: float = 1.0,
@@ -61,22 +69,36 @@ class CausalLSTMCell(nn.Module):
         self.conv_c2m = gate_conv(hidden, 4 * hidden, filter_size, norm_hw)
         self.conv_om = gate_conv(hidden, hidden, filter_size, norm_hw)
         self.conv_mem = nn.Conv2d(2 * hidden, hidden, kernel_size=1, bias=False)
+        self.fast_paths = fusable([self.conv_x, self.conv_h, self.conv_c, self.conv_m])
 
-    def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, m: torch.Tensor):
+    def gate_terms(self, x, h, c, m):
+        """The summed pre-activations (i, f, g, i', f', g', o, m_m) before c' is known."""
+        if self.fused_convs:
+            convs = [self.conv_x, self.conv_h, self.conv_c, self.conv_m]
+            return summed_gates(convs, [x, h, c, m], self.GATES, self.hidden)
         i_x, f_x, g_x, i_xm, f_xm, g_xm, o_x = torch.split(self.conv_x(x), self.hidden, dim=1)
         i_h, f_h, g_h, o_h = torch.split(self.conv_h(h), self.hidden, dim=1)
         i_c, f_c, g_c = torch.split(self.conv_c(c), self.hidden, dim=1)
         i_m, f_m, m_m = torch.split(self.conv_m(m), self.hidden, dim=1)
-        c = (torch.sigmoid(f_x + f_h + f_c + self.forget_bias) * c
-             + torch.sigmoid(i_x + i_h + i_c) * torch.tanh(g_x + g_h + g_c))
+        return (i_x + i_h + i_c, f_x + f_h + f_c, g_x + g_h + g_c, i_xm + i_m, f_xm + f_m, g_xm,
+                o_x + o_h, m_m)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, m: torch.Tensor):
+        i, f, g, i_m, f_m, g_m, o, m_m = self.gate_terms(x, h, c, m)
+        c = torch.sigmoid(f + self.forget_bias) * c + torch.sigmoid(i) * torch.tanh(g)
         i_2, g_2, f_2, o_2 = torch.split(self.conv_c2m(c), self.hidden, dim=1)
-        m = (torch.sigmoid(f_xm + f_m + f_2 + self.forget_bias) * torch.tanh(m_m)
-             + torch.sigmoid(i_xm + i_m + i_2) * torch.tanh(g_xm + g_2))
-        o = torch.tanh(o_x + o_h + o_2 + self.conv_om(m))
+        m = (torch.sigmoid(f_m + f_2 + self.forget_bias) * torch.tanh(m_m)
+             + torch.sigmoid(i_m + i_2) * torch.tanh(g_m + g_2))
+        o = torch.tanh(o + o_2 + self.conv_om(m))
         return o * torch.tanh(self.conv_mem(torch.cat([c, m], dim=1))), c, m
 
 
-class GradientHighwayUnit(nn.Module):
+class GradientHighwayUnit(FastPathSwitch, nn.Module):
+    """``fused_convs``: conv_x(x) + conv_z(z) as one convolution (``summed_gates``)."""
+
+    fast_paths = ("fused_convs",)
+    GATES = ((0, 1), (0, 1))
+
     def __init__(
         self, hidden: int, filter_size: int, norm_hw: tuple[int, int] | None, init: float = 0.001
     ):
@@ -88,7 +110,10 @@ class GradientHighwayUnit(nn.Module):
             nn.init.uniform_(conv.weight, -init, init)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        p, u = torch.split(self.conv_x(x) + self.conv_z(z), self.hidden, dim=1)
+        if self.fused_convs:
+            p, u = summed_gates([self.conv_x, self.conv_z], [x, z], self.GATES, self.hidden)
+        else:
+            p, u = torch.split(self.conv_x(x) + self.conv_z(z), self.hidden, dim=1)
         u = torch.sigmoid(u)
         return u * torch.tanh(p) + (1 - u) * z
 

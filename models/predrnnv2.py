@@ -41,15 +41,13 @@ class DecoupledSTLSTMCell(SpatioTemporalLSTMCell):
     """PredRNN's ST-LSTM (same weights, same outputs), also returning delta_c and delta_m."""
 
     def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, m: torch.Tensor):
-        i_x, f_x, g_x, i_xm, f_xm, g_xm, o_x = torch.split(self.conv_x(x), self.hidden, dim=1)
-        i_h, f_h, g_h, o_h = torch.split(self.conv_h(h), self.hidden, dim=1)
-        i_m, f_m, g_m = torch.split(self.conv_m(m), self.hidden, dim=1)
-        delta_c = torch.sigmoid(i_x + i_h) * torch.tanh(g_x + g_h)
-        delta_m = torch.sigmoid(i_xm + i_m) * torch.tanh(g_xm + g_m)
-        c = torch.sigmoid(f_x + f_h + self.forget_bias) * c + delta_c
-        m = torch.sigmoid(f_xm + f_m + self.forget_bias) * m + delta_m
+        i, f, g, i_m, f_m, g_m, o = self.gate_terms(x, h, m)
+        delta_c = torch.sigmoid(i) * torch.tanh(g)
+        delta_m = torch.sigmoid(i_m) * torch.tanh(g_m)
+        c = torch.sigmoid(f + self.forget_bias) * c + delta_c
+        m = torch.sigmoid(f_m + self.forget_bias) * m + delta_m
         mem = torch.cat([c, m], dim=1)
-        o = torch.sigmoid(o_x + o_h + self.conv_o(mem))
+        o = torch.sigmoid(o + self.conv_o(mem))
         return o * torch.tanh(self.conv_mem(mem)), c, m, delta_c, delta_m
 
 

@@ -39,8 +39,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ._cells import CellStack, check_positive, patched_config
+from .fused import FastPathSwitch
 from .patch import Patched
 from .registry import register_model
 
@@ -51,7 +53,20 @@ def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch
     return value @ weights.transpose(1, 2)
 
 
-class SelfAttentionMemory(nn.Module):
+def merged_pointwise(convs: list[nn.Conv2d], x: torch.Tensor) -> list[torch.Tensor]:
+    """``[conv(x) for conv in convs]`` (1x1 convolutions with bias) as one convolution."""
+    weight = torch.cat([c.weight for c in convs])
+    out = F.conv2d(x, weight, torch.cat([c.bias for c in convs]))
+    return list(out.split([c.out_channels for c in convs], dim=1))
+
+
+class SelfAttentionMemory(FastPathSwitch, nn.Module):
+    """``fused_convs``: the three 1x1 convolutions of H (Q, K_h, V_h) as one, and the two of M
+    (K_m, V_m) as one. The ConvLSTM part is one convolution of [x, Ĥ] already; W_z and W_m
+    read what the attention returns, so they stay apart."""
+
+    fast_paths = ("fused_convs",)
+
     def __init__(self, hidden: int, attn_channels: int):
         super().__init__()
         self.query = nn.Conv2d(hidden, attn_channels, 1)
@@ -62,10 +77,19 @@ class SelfAttentionMemory(nn.Module):
         self.fuse = nn.Conv2d(2 * hidden, 2 * hidden, 1)
         self.gates = nn.Conv2d(3 * hidden, 3 * hidden, 1)
 
+    def projections(self, h: torch.Tensor, m: torch.Tensor) -> list[torch.Tensor]:
+        """Q, K_h, V_h, K_m, V_m, each flattened to ``[B, channels, N]``."""
+        if self.fused_convs:
+            out = (merged_pointwise([self.query, self.key_h, self.value_h], h)
+                   + merged_pointwise([self.key_m, self.value_m], m))
+        else:
+            out = [self.query(h), self.key_h(h), self.value_h(h), self.key_m(m), self.value_m(m)]
+        return [p.flatten(2) for p in out]
+
     def forward(self, h: torch.Tensor, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        q = self.query(h).flatten(2)
-        z_h = attend(q, self.key_h(h).flatten(2), self.value_h(h).flatten(2))
-        z_m = attend(q, self.key_m(m).flatten(2), self.value_m(m).flatten(2))
+        q, k_h, v_h, k_m, v_m = self.projections(h, m)
+        z_h = attend(q, k_h, v_h)
+        z_m = attend(q, k_m, v_m)
         z = self.fuse(torch.cat([z_h, z_m], dim=1).view(h.shape[0], -1, *h.shape[2:]))
         i, g, o = torch.chunk(self.gates(torch.cat([z, h], dim=1)), 3, dim=1)
         i = torch.sigmoid(i)

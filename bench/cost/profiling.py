@@ -8,6 +8,7 @@ import tempfile
 import torch
 
 from ..config import TrainConfig
+from ..runtime.compile import apply_fast_paths
 from ..runtime.memory import PeakMemory
 from ..runtime.precision import autocast
 from ..train.loop import Trainer, is_trainable
@@ -57,12 +58,14 @@ def measure_speed(model, data, cfg: TrainConfig, device, batch_size: int, repeat
 
     Each rate is the median of ``repeats`` timed calls after one warm-up; peak memory is one
     more call; training FLOPs are counted on a batch-1 step (the count scales with the batch).
+    The fast paths ``cfg`` asks for are on (``fast_paths``: those that applied).
     """
     model = copy.deepcopy(model).to(device)
+    applied = apply_fast_paths(model, cfg)
     in_len, out_len = data.in_len, data.out_len
     frames = torch.rand(batch_size, in_len + out_len, data.channels, data.height, data.width,
                         device=device)
-    result = {"bench_batch": batch_size, "device": str(device), "amp": cfg.amp,
+    result = {"bench_batch": batch_size, "device": str(device), "amp": cfg.amp, "fast_paths": applied,
               "threads": torch.get_num_threads(),
               "matmul_peak_tflops": matmul_peak_flops(device, AMP_DTYPES[cfg.amp]) / 1e12,
               "conv_peak_tflops": conv_peak_flops(device, AMP_DTYPES[cfg.amp]) / 1e12}

@@ -19,6 +19,7 @@ from ..evaluation import lpips as lpips_metric
 from ..evaluation.loop import evaluate
 from ..runtime import distributed
 from ..runtime import files as atomic
+from ..runtime.compile import apply_fast_paths, asked_fast_paths
 from ..runtime.files import DiskFullError
 from ..runtime.memory import free_memory
 from ..track.cell import IDENTITY_FILE, CellTracker, run_info
@@ -56,6 +57,8 @@ def run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict,
         if isinstance(cost, Exception):
             raise cost
         cell["cost"] = cost
+        # those the cost was measured with (a cost cached before they existed: none if none asked)
+        applied = cost.get("fast_paths", None if asked_fast_paths(request.preset.train) else [])
         if not request.profile_only:
             with cell_tracker(record, request, folder, log) as tracker:
                 try:
@@ -64,6 +67,8 @@ def run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict,
                 finally:  # with --log: the run, also of a failed cell (null: none began)
                     if tracker is not None:
                         cell["tracking"] = tracker.identity
+            applied = cell.pop("fast_paths")
+        cell["device_settings"] = {**record["device_settings"], "fast_paths": applied}
     except DiskFullError:  # not the cell's failure: the whole run stops, nothing recorded
         free_memory(request.device)
         raise
@@ -126,7 +131,8 @@ def train_and_test(name, seed, model, request: RunRequest, data, folder: Path, t
     parameters (checkpoints under ``checkpoint_dir(folder, name, seed, tag)``), then tested;
     the test's example clips written to ``examples/``; ``tracker`` (or None) is the training's
     hook and gets the test's metrics, the cost and the example clips. Returns {"metrics",
-    "train"}."""
+    "train", "fast_paths"} (the fast paths that applied to the model: the Trainer switches them
+    on)."""
     cfg = request.preset.train
     training = None
     safe_component(name, "model name")
@@ -136,7 +142,10 @@ def train_and_test(name, seed, model, request: RunRequest, data, folder: Path, t
     if is_trainable(model):
         trainer = _trainer(name, seed, model, request, data, checkpoint_dir(folder, name, seed, tag),
                            log, cost, tracker)
+        applied = trainer.fast_paths  # the Trainer switched them on
         training = dataclasses.asdict(trainer.fit(progress=request.progress))
+    else:
+        applied = apply_fast_paths(model, cfg)
     model.to(request.device)
     result = _test(model, request, data, lpips)
     examples, clips = folder / "examples", result.pop("examples")
@@ -145,7 +154,7 @@ def train_and_test(name, seed, model, request: RunRequest, data, folder: Path, t
     if distributed.is_main():  # rank 0's shard starts at the first test clip
         with atomic.atomic_open(examples / f"{name}__seed{seed}.npz") as handle:
             np.savez_compressed(handle, **clips)
-    return {"metrics": result, "train": training}
+    return {"metrics": result, "train": training, "fast_paths": applied}
 
 
 def _trainer(name, seed, model, request: RunRequest, data, checkpoints: Path, log, cost,

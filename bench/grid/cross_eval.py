@@ -30,6 +30,7 @@ import models
 from ..config import DataConfig, Preset, TrainConfig, apply_overrides, get_preset
 from ..evaluation.loop import evaluate
 from ..runtime.clock import now
+from ..runtime.compile import apply_fast_paths
 from ..runtime.memory import free_memory
 from ..store import RECORDS_FILE, ResultsStore, cell_key
 from ..train.checkpoint import load_checkpoint
@@ -107,7 +108,7 @@ def evaluate_cells(cells: list[dict], data, data_config: DataConfig, request: Ev
             continue
         log(f"== {name} (seed {seed}) trained on {source['dataset']} ({source['preset']}), "
             f"tested on {data.name} ({preset}, {data.in_len} -> {data.out_len} frames)")
-        record.update(run_evaluation(cell, data, request.device))
+        record.update(run_evaluation(cell, data, request.device, record["device_settings"]))
         record["finished_at"] = now()
         store.append(record)
         if record["status"] == "ok":
@@ -150,14 +151,19 @@ def evaluation_record(cell: dict, data, data_config: DataConfig, preset: str,
     return record
 
 
-def run_evaluation(cell: dict, data, device: torch.device) -> dict:
-    """The checkpoint's model on ``data.test``, at the training run's precision and batch size;
-    a failure is returned as the record's status and error (bench.grid.records.failure)."""
+def run_evaluation(cell: dict, data, device: torch.device, settings: dict | None = None) -> dict:
+    """The checkpoint's model on ``data.test``, at the training run's precision and batch size
+    and with its fast paths (``settings``: the record's device settings, completed with those
+    that applied); a failure is returned as the record's status and error
+    (bench.grid.records.failure)."""
     train = _train_config(cell["record"])
     started = time.perf_counter()
     out = {"status": "ok", "error": None, "metrics": None}
     try:
         model = load_model(cell, device)
+        applied = apply_fast_paths(model, train)
+        if settings is not None:
+            out["device_settings"] = {**settings, "fast_paths": applied}
         result = evaluate(model, data.test, data.in_len, data.out_len, device,
                           train.eval_batch_size, train.amp, per_clip=True)
         check_finite_metrics(result)

@@ -8,7 +8,7 @@ import traceback
 
 import models
 
-from ..config import OPERATIONAL_OPTIONS, config_hash
+from ..config import config_hash, hashed_train_options
 from ..runtime import distributed
 from ..runtime.memory import is_out_of_memory
 from ..runtime.provenance import run_fields
@@ -37,10 +37,9 @@ def cell_config(name: str, request: RunRequest, data, matched: dict | None = Non
     """A grid cell's configuration (hashed into its ``config_hash``): the model's constructor
     arguments, the training options that decide the numbers, the data options; a budget, LPIPS
     or a size match only when asked for (without them the hash is what it always was)."""
-    train = dataclasses.asdict(request.preset.train)
     config = {
         "model": model_config(name, request.preset, data, request.model_args),
-        "train": {k: v for k, v in train.items() if k not in OPERATIONAL_OPTIONS},
+        "train": hashed_train_options(request.preset.train),
         "data": dataclasses.asdict(request.preset.data),
     }
     if request.budget is not None:

@@ -1,9 +1,25 @@
-"""Compilation: ``torch.compile`` of what a model runs per step."""
+"""Compilation: ``torch.compile`` of what a model runs per step, and the fast paths (exact
+reformulations, models/fast.py) a configuration switches on."""
 from __future__ import annotations
 
 import torch
 
+from models import fast
 from models.base import RecurrentPredictor
+
+# TrainConfig options (bool) that switch on the fast path of the same name in models.fast
+FAST_PATH_OPTIONS = ("fused_norm", "fused_convs")
+
+
+def asked_fast_paths(cfg) -> list[str]:
+    """The fast paths ``cfg`` (a TrainConfig) switches on."""
+    return [name for name in FAST_PATH_OPTIONS if getattr(cfg, name, False)]
+
+
+def apply_fast_paths(model: torch.nn.Module, cfg) -> list[str]:
+    """Switches on, in place, the fast paths ``cfg`` asks for in every module of ``model`` that
+    offers them; returns those that applied (a model offering none of them: [])."""
+    return fast.enable(model, asked_fast_paths(cfg))
 
 
 def compile_model(model: torch.nn.Module, mode: str = "default") -> torch.nn.Module:

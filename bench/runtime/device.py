@@ -37,7 +37,9 @@ def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
 def configure_device(device: torch.device, cfg) -> dict:
     """CUDA: cuDNN autotuning on, TF32 for float32 matmuls and convolutions as ``cfg.tf32`` says.
     Returns the settings in force, for the record's device section: those and compilation, the
-    captured step (bench.runtime.graphs) and the models' fast paths (models.fast)."""
+    captured step (bench.runtime.graphs), the fast paths asked for (``fused_norm``,
+    ``fused_convs``) and ``fast_paths``, those that applied to the model, None until the model
+    is set up (bench.grid.cells fills it in)."""
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True
@@ -46,5 +48,4 @@ def configure_device(device: torch.device, cfg) -> dict:
     return {"tf32": cfg.tf32 if cuda else False, "cudnn_benchmark": cuda, "compile": cfg.compile,
             "compile_mode": cfg.compile_mode if cfg.compile else None,
             **graph_settings(device, cfg),
-            "fused_norm": bool(getattr(cfg, "fused_norm", False)),
-            "fused_convs": bool(getattr(cfg, "fused_convs", False))}
+            "fused_norm": cfg.fused_norm, "fused_convs": cfg.fused_convs, "fast_paths": None}

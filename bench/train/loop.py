@@ -21,7 +21,7 @@ from ..config import TrainConfig
 from ..evaluation.loop import evaluate
 from ..runtime import distributed
 from ..runtime.clock import duration
-from ..runtime.compile import compile_model
+from ..runtime.compile import apply_fast_paths, compile_model
 from ..runtime.device import to_device
 from ..runtime.graphs import graph_fallback
 from ..runtime.precision import autocast
@@ -100,7 +100,10 @@ class Trainer:
         self.optimizer = make_optimizer(model, cfg, tensor_lr=cfg.cuda_graph and graph_off is None)
         self.scheduler = make_scheduler(self.optimizer, cfg)
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
-        if cfg.compile:  # once per cell: the compiled step serves training and evaluation
+        # Once per cell, on the model itself, so evaluation runs them too; the fast paths first,
+        # so that a compiled step traces them. ``fast_paths``: those that applied.
+        self.fast_paths = apply_fast_paths(self.model, cfg)
+        if cfg.compile:  # the compiled step serves training and evaluation
             compile_model(self.model, cfg.compile_mode)
         self.train_model = distributed.wrap(self.model, device) if self.parallel else self.model
         self.loss_scale = distributed.loss_scale(cfg.loss) if self.parallel else 1
