@@ -33,6 +33,7 @@ LAYERS = (
     ("bench.train",),
     ("bench.cost",),
     ("bench.grid",),
+    ("bench.verify",),
     ("bench.cli", "bench.tools", "bench.loop_bench", "bench"),
     ("run_bench",),
 )
