@@ -1,5 +1,6 @@
-"""``run_bench.py``: the main command, or a subcommand (``report``, ``download``, ``evaluate``)
-when the first argument names one. Each command lives in its own module of this package."""
+"""``run_bench.py``: the main command, or a subcommand (``report``, ``download``, ``evaluate``,
+``verify``) when the first argument names one. Each command lives in its own module of this
+package."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,8 @@ import sys
 from . import run
 
 # subcommand -> its module (imported when used: the report's pandas and seaborn take seconds)
-SUBCOMMANDS = {"report": "report", "download": "download", "evaluate": "evaluate"}
+SUBCOMMANDS = {"report": "report", "download": "download", "evaluate": "evaluate",
+               "verify": "verify"}
 
 
 def subcommand(name: str):
