@@ -116,3 +116,27 @@ def test_the_command_runs(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "| convlstm_golden.npz (convlstm) | eager |" in result.stdout
     assert "1 of 1 rows passed" in result.stdout
+
+
+def test_compile_rows_compile_the_model(monkeypatch, capsys):
+    """--compile adds a row that runs through bench.runtime.compile (a spy here: compiling takes
+    minutes), then one with every path together."""
+    import bench.verify.paths as paths
+
+    compiled = []
+    monkeypatch.setattr(paths, "compile_model", lambda model: compiled.append(type(model).__name__))
+    offer(monkeypatch, ConvLSTM, {"exact_one": 1.0})
+    assert cli.main(["--models", "convlstm", "--compile"]) == 0
+    assert list(rows_of(capsys)) == ["eager", "exact_one", "compile", "all: exact_one + compile"]
+    assert compiled == ["ConvLSTM", "ConvLSTM"]
+
+
+def test_training_level_paths():
+    from bench.config import TrainConfig
+    from bench.verify.paths import train_paths
+
+    assert train_paths(torch.device("cpu"), True, True) == ["compile"]
+    assert train_paths(torch.device("cpu"), False, True) == []
+    graphs = "cuda_graph" in TrainConfig.__dataclass_fields__
+    assert train_paths(torch.device("cuda"), False, True) == (["cuda_graph"] if graphs else [])
+    assert train_paths(torch.device("cuda"), False, False) == []  # not for golden rollouts
