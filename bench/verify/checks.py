@@ -9,8 +9,6 @@ from pathlib import Path
 
 import torch
 
-from models import fast
-
 from .cases import case_for_file
 from .golden import FIXTURES, compare, run_case
 from .paths import path_sets, train_paths
@@ -92,7 +90,7 @@ def train_step_rows(path: Path, device: torch.device, compile_: bool) -> list[Ro
     for paths in path_sets(build_model(fx.config), train_paths(device, compile_, training=True)):
         with failure(rows, check, paths.label):
             cfg = paths.train_config(train_config(fx.config))
-            ours = run_train_step(fx, device, paths.model, cfg, enable=fast.enable)
+            ours = run_train_step(fx, device, paths.model, cfg)
             comparison = compare_step(fx, *ours)
             rows.append(Row(check, paths.label, comparison.describe(0), comparison.describe(1),
                             comparison.ratio))

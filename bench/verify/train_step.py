@@ -40,6 +40,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from models import fast
 from models.modernn import modernn
 from models.patch import patchify
 
@@ -124,15 +125,14 @@ def train_config(config: dict) -> TrainConfig:
 
 
 def run_train_step(fx: TrainStepFixture, device: torch.device | str = "cpu",
-                   fast_paths=(), cfg: TrainConfig | None = None, enable=None):
-    """Our iteration from ``initial``: (our weights after it, as the authors' state would be
-    under our names; (loss_1, loss_2)). ``enable(model, names)`` switches fast paths on."""
+                   fast_paths: tuple[str, ...] = (), cfg: TrainConfig | None = None):
+    """Our iteration from ``initial`` with ``fast_paths`` on (models/fast.py): (our weights
+    after it, under our names; (loss_1, loss_2))."""
     device = torch.device(device)
     cfg = train_config(fx.config) if cfg is None else cfg
     model = build_model(fx.config).to(fx.dtype)
     model.core.load_state_dict(our_state(model.core, fx.initial, fx.config["patch"]), strict=True)
-    if fast_paths:
-        enable(model, fast_paths)
+    fast.enable(model, fast_paths)
     frames, mask = fx.frames.to(device), fx.truth_mask.to(device)
     with tempfile.TemporaryDirectory() as scratch:
         trainer = Trainer(model, SimpleNamespace(in_len=IN_LEN, out_len=OUT_LEN), cfg, device, 0,
