@@ -1,4 +1,4 @@
-"""Re-measure what the golden tests' bounds are derived from (see tests/golden.py).
+"""Re-measure what the golden tests' bounds are derived from (see bench/verify/golden.py).
 
     python tests/calibrate_golden.py [names...] [--isa]
 
@@ -23,10 +23,11 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE)]
+sys.path[:0] = [str(HERE.parent)]
 
 import torch  # noqa: E402
-from golden import load_fixture, perturbed, run_case  # noqa: E402
+
+from bench.verify.golden import load_fixture, perturbed, run_case  # noqa: E402
 
 ISA_ENVS = {
     "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
@@ -36,15 +37,9 @@ ISA_ENVS = {
 
 
 def all_cases():
-    import test_convlstm_predrnn
-    import test_golden_openstl
-    import test_modernn
-    import test_predformer
-    import test_swinlstm
+    from bench.verify.cases import CASES
 
-    return {"modernn": test_modernn.GOLDEN, **test_convlstm_predrnn.CASES,
-            **test_golden_openstl.CASES, "predformer": test_predformer.GOLDEN,
-            "swinlstm": test_swinlstm.GOLDEN}
+    return dict(CASES)
 
 
 def per_step(a: torch.Tensor, b: torch.Tensor) -> list[float]:

@@ -3,51 +3,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from golden import GoldenCase, Tolerance, check_case
 
-from models.convlstm import ConvLSTM, convlstm
-from models.predrnn import PredRNN, predrnn
+from bench.verify.cases.openstl_rnn import CONVLSTM_PREDRNN as CASES
+from bench.verify.golden import check_case
+from models.convlstm import convlstm
+from models.predrnn import predrnn
 from models.registry import _REGISTRY
-
-# The fixture configuration (fixtures/README.md): 16 patched channels at 16x16, 2 layers of
-# hidden 16, filter 3, no layer norm, 10 -> 10.
-GOLDEN = dict(frame_channels=16, hidden=16, layers=2, filter_size=3)
-
-
-def convlstm_names(layers: int) -> tuple[dict[str, str], set[str]]:
-    """OpenSTL name -> our name, and the OpenSTL tensors its forward never reads."""
-    mapping = {"conv_last.weight": "readout.weight"}
-    unused = set()
-    for i in range(layers):
-        mapping[f"cell_list.{i}.conv_x.0.weight"] = f"cells.{i}.conv_x.0.weight"
-        mapping[f"cell_list.{i}.conv_h.0.weight"] = f"cells.{i}.conv_h.0.weight"
-        unused |= {f"cell_list.{i}.conv_o.0.weight", f"cell_list.{i}.conv_last.weight"}
-    return mapping, unused
-
-
-def predrnn_names(layers: int) -> tuple[dict[str, str], set[str]]:
-    mapping = {"conv_last.weight": "readout.weight"}
-    for i in range(layers):
-        for conv in ("conv_x", "conv_h", "conv_m", "conv_o"):
-            mapping[f"cell_list.{i}.{conv}.0.weight"] = f"cells.{i}.{conv}.0.weight"
-        mapping[f"cell_list.{i}.conv_last.weight"] = f"cells.{i}.conv_mem.weight"
-    return mapping, set()
-
-
-# Bounds: tests/golden.py derives them; tests/calibrate_golden.py re-measures ``measured``.
-CASES = {
-    "convlstm": GoldenCase(
-        "convlstm_golden.npz", lambda: ConvLSTM(**GOLDEN), lambda: convlstm_names(GOLDEN["layers"]),
-        Tolerance(atol=5e-6, growth=1.0,
-                  measured="envelope 1.3e-07 (ulp); AVX2 1.2e-07, SSE4.1 1.1e-07; bit-exact on AVX-512"),
-    ),
-    "predrnn": GoldenCase(
-        "predrnn_golden.npz", lambda: PredRNN(**GOLDEN), lambda: predrnn_names(GOLDEN["layers"]),
-        Tolerance(atol=5e-6, growth=1.1,
-                  measured="envelope 2.3e-07 * 1.1^t; last step: f64 6.3e-07, ulp 1.0e-06, "
-                           "AVX2 7.7e-07, SSE4.1 7.2e-07; bit-exact on AVX-512"),
-    ),
-}
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -1,12 +1,11 @@
 """MoDeRNN: parameter counts, the authors' golden outputs, DCB options, argument checks."""
 from __future__ import annotations
 
-import re
-
 import pytest
 import torch
-from golden import GoldenCase, Tolerance, check_case
 
+from bench.verify.cases.modernn import GOLDEN, authors_name, authors_names
+from bench.verify.golden import check_case
 from models.modernn import MoDeRNN, modernn
 from models.patch import Patched
 from models.registry import create_model, get_spec
@@ -32,42 +31,12 @@ def test_registered_under_modernn():
     assert n_params(create_model("modernn")) == 5_867_600
 
 
-def authors_name(ours: str) -> str:
-    """Our parameter name -> the name in the authors' state dict (czh-98/MoDeRNN)."""
-    m = re.fullmatch(r"cells\.(\d+)\.(.+)", ours)
-    if m is None:  # embed.* and output.* keep their names
-        return ours
-    layer, rest = m.groups()
-    rest = re.sub(r"^x_from_h\.(\d)\.", lambda g: f"conv{'357'[int(g[1])] * 2}_H.", rest)
-    rest = re.sub(r"^h_from_x\.(\d)\.", lambda g: f"conv{'357'[int(g[1])] * 2}_X.", rest)
-    rest = rest.replace("gate_x.", "conv_i2h.").replace("gate_h.", "conv_h2h.")
-    rest = rest.replace("norm_c.", "norm_cell.").replace("conv.", "0.").replace("norm.", "1.")
-    return f"lstm.{layer}.{rest}"
-
-
 def test_authors_name_mapping():
     assert authors_name("cells.1.x_from_h.2.norm.bias") == "lstm.1.conv77_H.1.bias"
     assert authors_name("cells.0.h_from_x.0.conv.weight") == "lstm.0.conv33_X.0.weight"
     assert authors_name("cells.0.gate_h.norm.weight") == "lstm.0.conv_h2h.1.weight"
     assert authors_name("cells.3.norm_c.weight") == "lstm.3.norm_cell.weight"
     assert authors_name("embed.bias") == "embed.bias"
-
-
-def authors_names() -> tuple[dict[str, str], set[str]]:
-    core = MoDeRNN(16, 16, 16, 16, hidden=16, layers=2, filter_size=3)
-    return {authors_name(name): name for name, _ in core.named_parameters()}, set()
-
-
-# The fixture's configuration (fixtures/README.md): 16 patched channels at 16x16, hidden 16,
-# filter 3, 2 layers, 5 DCB rounds; 368,160 parameters. The bound is derived in tests/golden.py.
-GOLDEN = GoldenCase(
-    "modernn_golden.npz",
-    lambda: MoDeRNN(16, 16, 16, 16, hidden=16, layers=2, filter_size=3),
-    authors_names,
-    Tolerance(atol=2e-4, growth=1.2,
-              measured="envelope 6.4e-06 * 1.2^t; last step: f64 9.0e-05, ulp 1.0e-04, AVX2 3.5e-05, "
-                       "SSE4.1 4.5e-05, 1 thread 5.7e-05; bit-exact on AVX-512"),
-)
 
 
 def test_matches_the_authors_code():

@@ -10,52 +10,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from golden import FIXTURES, GoldenCase, Tolerance, check_case, compare, load_fixture, run_case
 
 import models
 from bench.config import get_preset
 from bench.grid.request import load_data, model_config
 from bench.train.loop import Trainer
+from bench.verify.cases.transformers import predformer_case, predformer_names
+from bench.verify.golden import FIXTURES, GoldenCase, check_case, compare, load_fixture, run_case
 from models.predformer import TSST, sinusoid
 
 FIXTURE = "predformer_golden.npz"
 # The fixture's configuration (its ``config`` entry): 32x32x1, 10 -> 10, 4x4 patches.
 SMALL = dict(channels=1, height=32, width=32, in_len=10, patch=4, dim=32, heads=2, dim_head=16,
              scale_dim=4, depth=1, Ndepth=2)
-REFERENCE_TRANSFORMERS = ["ts_temporal_transformer", "ts_space_transformer",
-                          "st_space_transformer", "st_temporal_transformer"]  # the TSST order
-
-
-def predformer_names(ndepth: int = 2, depth: int = 1):
-    """The reference's state-dict names -> ours; the reference has no tensor its forward skips."""
-    mapping = {"to_patch_embedding.1.weight": "net.embed.weight",
-               "to_patch_embedding.1.bias": "net.embed.bias"}
-    layer = {"0.norm": "attn_norm", "0.fn.to_qkv": "attn.qkv", "0.fn.to_out.0": "attn.out",
-             "1.norm": "ffn_norm", "1.fn.fc1_g": "ffn.gate", "1.fn.fc1_x": "ffn.value",
-             "1.fn.fc2": "ffn.fc2"}
-    for k in range(ndepth):
-        for j, theirs in enumerate(REFERENCE_TRANSFORMERS):
-            prefix, ours = f"blocks.{k}.{theirs}", f"net.blocks.{k}.{j}"
-            for p in ("weight", "bias"):
-                mapping[f"{prefix}.norm.{p}"] = f"{ours}.norm.{p}"
-                for lay in range(depth):
-                    for a, b in layer.items():
-                        if a != "0.fn.to_qkv" or p == "weight":  # to_qkv has no bias
-                            mapping[f"{prefix}.layers.{lay}.{a}.{p}"] = f"{ours}.layers.{lay}.{b}.{p}"
-    for p in ("weight", "bias"):
-        mapping[f"mlp_head.0.{p}"] = f"net.head_norm.{p}"
-        mapping[f"mlp_head.1.{p}"] = f"net.head.{p}"
-    return mapping, set()
-
-
-GOLDEN = GoldenCase(
-    FIXTURE,
-    lambda: models.create_model("predformer", **SMALL),
-    predformer_names,
-    Tolerance(atol=2e-5, growth=1.0,
-              measured="envelope 9.5e-07, flat over the steps (AVX-512 4.8e-07, f64 6.3e-07, "
-                       "ulp 9.5e-07, AVX2 6.0e-07, SSE4.1 7.2e-07, 1 thread 4.8e-07)"),
-)
+GOLDEN = predformer_case(FIXTURE)
 
 
 def test_matches_the_authors_outputs():

@@ -6,11 +6,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from golden import GoldenCase, Tolerance, check_case, load_fixture
 
 from bench.config import TrainConfig, get_preset
 from bench.grid.request import model_config
 from bench.train.loss import sequence_loss
+from bench.verify.cases.transformers import openstl_names, swinlstm_case
+from bench.verify.golden import check_case, load_fixture
 from models.registry import create_model, get_spec, list_models
 from models.swinlstm import SwinLSTM, relative_position_index, shift_mask
 
@@ -18,44 +19,7 @@ from models.swinlstm import SwinLSTM, relative_position_index, shift_mask
 FIXTURE_ARGS = dict(channels=1, height=32, width=32, embed_dim=16, depths_down=[2, 3],
                     depths_up=[3, 2], heads=[2, 4], window=2)
 
-# OpenSTL's names -> ours, by prefix, then inside a block.
-PREFIXES = {
-    "Downsample.patch_embed.proj.": "embed.",
-    "Downsample.patch_embed.norm.": "embed_norm.",
-    "Downsample.layers.": "down.",
-    "Downsample.downsample.": "merge.",
-    "Upsample.layers.": "up.",
-    "Upsample.upsample.": "expand.",
-    "Upsample.Unembed.Conv.": "unembed.",
-}
-IN_BLOCK = {".STBs.": ".blocks.", ".red.": ".fuse.", ".mlp.fc1.": ".fc1.", ".mlp.fc2.": ".fc2."}
-
-
-def openstl_names(theirs: list[str]) -> tuple[dict[str, str], set[str]]:
-    """Every OpenSTL tensor mapped onto ours, except the ones its forward never reads: the
-    PatchEmbed UpSample builds and never calls, and ``red`` in the odd blocks (no extra input)."""
-    mapping, unused = {}, set()
-    for name in theirs:
-        block = name.split(".STBs.")[1].split(".")[0] if ".STBs." in name else None
-        if name.startswith("Upsample.patch_embed.") or (".red." in name and int(block) % 2):
-            unused.add(name)
-            continue
-        prefix = next(p for p in PREFIXES if name.startswith(p))
-        ours = PREFIXES[prefix] + name[len(prefix):]
-        for old, new in IN_BLOCK.items():
-            ours = ours.replace(old, new)
-        mapping[name] = ours
-    return mapping, unused
-
-
-GOLDEN = GoldenCase(
-    "swinlstm_golden.npz",
-    lambda: SwinLSTM(**FIXTURE_ARGS),
-    lambda: openstl_names(list(load_fixture("swinlstm_golden.npz").weights)),
-    Tolerance(atol=2e-5, growth=1.0,
-              measured="envelope 8.1e-07, flat over the steps (ulp 8.1e-07, SSE4.1 7.2e-07, "
-                       "AVX-512 and 1 thread 6.9e-07, f64 6.7e-07, AVX2 6.0e-07)"),
-)
+GOLDEN = swinlstm_case()
 
 
 def test_matches_openstl_outputs():

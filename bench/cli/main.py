@@ -1,6 +1,6 @@
 """``run_bench.py``: the main command, or a subcommand (``report``, ``download``, ``evaluate``,
-``predict``) when the first argument names one. Each command lives in its own module of this
-package; ``--launcher`` runs the main command's grid as jobs (bench.cli.launch)."""
+``predict``, ``verify``) when the first argument names one. Each command lives in its own
+module of this package; ``--launcher`` runs the main command's grid as jobs (bench.cli.launch)."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +11,7 @@ from . import run
 
 # subcommand -> its module (imported when used: the report's pandas and seaborn take seconds)
 SUBCOMMANDS = {"report": "report", "download": "download", "evaluate": "evaluate",
-               "predict": "predict"}
+               "predict": "predict", "verify": "verify"}
 
 
 def subcommand(name: str):

@@ -34,7 +34,7 @@ LAYERS = (
     ("bench.cost",),
     ("bench.track",),
     ("bench.grid",),
-    ("bench.launch", "bench.predict"),
+    ("bench.launch", "bench.predict", "bench.verify"),
     ("bench.cli", "bench.tools", "bench.loop_bench", "bench"),
     ("run_bench",),
 )

@@ -117,19 +117,24 @@ class Trainer:
         elif cfg.cuda_graph:
             self.captured = CapturedStep(self._passes, self.model, self.optimizer, log=log)
 
-    def training_step(self, frames: torch.Tensor, step: int, generator: torch.Generator):
+    def training_step(self, frames: torch.Tensor, step: int, generator: torch.Generator,
+                      mask: torch.Tensor | None = None):
         """One iteration of the protocol: a step on the clips, then (optionally) on them reversed;
         replayed from a CUDA graph where ``cfg.cuda_graph`` and the configuration allow it.
+        ``mask``: the scheduled-sampling mask to use instead of this iteration's draw.
 
         Returns the mean loss of the passes as a device tensor: reading it would make the host
         wait for the device, so the loop reads losses only every ``sync_every`` iterations.
+        ``mask``: a scheduled-sampling mask to use instead of drawing one (bench.verify replays
+        a recorded iteration with it).
         """
         cfg, data = self.cfg, self.data
         # One scheduled-sampling draw per iteration, shared by the reversed pass (as the authors'
         # trainer does: the same real_input_flag for both).
         # Under DDP: the global batch's mask, sliced like the batch (N ranks draw as one process).
-        mask = self._rows(truth_mask(step, cfg, frames.shape[0] * self.world, data.in_len,
-                                     data.out_len, generator, self.device))
+        if mask is None:
+            mask = self._rows(truth_mask(step, cfg, frames.shape[0] * self.world, data.in_len,
+                                         data.out_len, generator, self.device))
         if self.captured is not None:
             mask = static_mask(mask, frames.shape[0], data.out_len, self.device)
             return self.captured(frames, mask)
@@ -151,7 +156,7 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            total = total + loss.detach().float() * self.loss_scale  # averaged over ranks later
+            total = total + loss.detach() * self.loss_scale  # averaged over ranks later
         return total / len(passes)
 
     def _rows(self, batch: torch.Tensor | None) -> torch.Tensor | None:

@@ -16,7 +16,9 @@ def sequence_loss(pred: Prediction, frames: torch.Tensor, in_len: int, cfg: Trai
         skip = cfg.warmup_loss_skip
         outputs.insert(0, pred.warmup[:, skip:])
         targets.insert(0, frames[:, skip + 1 : in_len])
-    error = torch.cat(outputs, 1).float() - torch.cat(targets, 1).float()
+    # at least float32 (autocast's half-precision outputs are summed in float32); float64 stays
+    dtype = torch.promote_types(pred.future.dtype, torch.float32)
+    error = torch.cat(outputs, 1).to(dtype) - torch.cat(targets, 1).to(dtype)
     if cfg.loss == "mse+l1":
         loss = (error.square().sum() + error.abs().sum()) / 4
         # Auxiliary losses (PredRNN-V2's decoupling, TAU's DDR, PhyDNet's moments) are weighted

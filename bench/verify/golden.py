@@ -1,4 +1,5 @@
-"""Shared machinery of the golden tests: load a fixture, map its weights onto our model, compare.
+"""The golden comparison, shared by the golden tests and ``run_bench.py verify``: load a fixture,
+map its weights onto our model, compare within a bound.
 
 A golden fixture (tests/fixtures/*_golden.npz, see tests/fixtures/README.md for how they
 were made) holds a reference implementation's weights under the reference's names, an input and
@@ -56,7 +57,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-FIXTURES = Path(__file__).parent / "fixtures"
+# the fixtures ship with the repository (the harness runs from its checkout)
+FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures"
 EPS32 = float(torch.finfo(torch.float32).eps)  # 2^-23 ~ 1.19e-7
 RTOL = 64 * EPS32  # ~7.6e-6; see the module docstring
 
@@ -68,7 +70,8 @@ class Fixture:
     expected: torch.Tensor
 
 
-def load_fixture(filename: str) -> Fixture:
+def load_fixture(filename: str | Path) -> Fixture:
+    """A fixture by file name (in ``FIXTURES``) or path."""
     data = np.load(FIXTURES / filename)
     weights = {k[len("weights/"):]: data[k] for k in data.files if k.startswith("weights/")}
     return Fixture(weights, torch.from_numpy(data["input"]), torch.from_numpy(data["expected"]))
@@ -85,25 +88,30 @@ def load_weights(
     ``unused`` (tensors the reference stores but its forward never reads), and every entry of
     our state dict, parameters and buffers alike, must receive exactly one tensor."""
     unused = set(unused)
-    assert not unused & set(mapping), f"mapped and declared unused: {sorted(unused & set(mapping))}"
-    missing = set(mapping) - set(weights)
-    assert not missing, f"mapped names absent from the fixture: {sorted(missing)}"
-    stray = set(weights) - set(mapping) - unused
-    assert not stray, f"fixture tensors neither mapped nor known unused: {sorted(stray)}"
-    assert unused <= set(weights), f"declared unused but absent: {sorted(unused - set(weights))}"
     ours = list(mapping.values())
-    assert len(ours) == len(set(ours)), "two fixture tensors mapped onto one of ours"
     state = module.state_dict()
-    assert set(ours) == set(state), (
-        f"ours never set: {sorted(set(state) - set(ours))}; "
-        f"not ours: {sorted(set(ours) - set(state))}"
-    )
+    _require(not unused & set(mapping), f"mapped and declared unused: {sorted(unused & set(mapping))}")
+    _require(set(mapping) <= set(weights),
+             f"mapped names absent from the fixture: {sorted(set(mapping) - set(weights))}")
+    stray = set(weights) - set(mapping) - unused
+    _require(not stray, f"fixture tensors neither mapped nor known unused: {sorted(stray)}")
+    _require(unused <= set(weights), f"declared unused but absent: {sorted(unused - set(weights))}")
+    _require(len(ours) == len(set(ours)), "two fixture tensors mapped onto one of ours")
+    _require(set(ours) == set(state), f"ours never set: {sorted(set(state) - set(ours))}; "
+                                      f"not ours: {sorted(set(ours) - set(state))}")
     new_state = {}
     for theirs, name in mapping.items():
         value = torch.from_numpy(np.asarray(weights[theirs]))
-        assert value.shape == state[name].shape, (theirs, name, value.shape, state[name].shape)
+        _require(value.shape == state[name].shape, f"{theirs} has shape {tuple(value.shape)}; our "
+                                                   f"{name} has {tuple(state[name].shape)}")
         new_state[name] = value.to(state[name].dtype)
     module.load_state_dict(new_state, strict=True)
+
+
+def _require(condition: bool, message: str) -> None:
+    """A fixture that does not fit the model is bad input (a user's ``verify --fixture``)."""
+    if not condition:
+        raise ValueError(f"the fixture's weights do not fit the model: {message}")
 
 
 @dataclass(frozen=True)
@@ -180,7 +188,7 @@ class GoldenCase:
     (``names() -> (reference name -> our state_dict name, reference names never read)``),
     the bound, and the rollout lengths."""
 
-    fixture: str
+    fixture: str | Path  # a file name in FIXTURES, or a path
     build: Callable[[], torch.nn.Module]
     names: Callable[[], tuple[dict[str, str], set[str]]]
     tol: Tolerance
@@ -205,15 +213,20 @@ def perturbed(fixture: Fixture, seed: int, ulps: float = 1.0) -> Fixture:
 
 
 def run_case(case: GoldenCase, dtype: torch.dtype = torch.float32,
-             fixture: Fixture | None = None, core: torch.nn.Module | None = None):
-    """Build our model (or take ``core``), load the fixture's weights, roll out in ``dtype``.
-    Returns (our outputs, the reference's expected outputs)."""
+             fixture: Fixture | None = None, core: torch.nn.Module | None = None,
+             device: torch.device | str = "cpu",
+             prepare: Callable[[torch.nn.Module], object] | None = None):
+    """Build our model (or take ``core``), load the fixture's weights, roll out in ``dtype`` on
+    ``device``, after ``prepare(core)`` (e.g. switching fast paths on) when given.
+    Returns (our outputs on the CPU, the reference's expected outputs)."""
     fixture = load_fixture(case.fixture) if fixture is None else fixture
-    core = (case.build() if core is None else core).to(dtype)
+    core = (case.build() if core is None else core).to(device, dtype)
     mapping, unused = case.names()
     load_weights(core, fixture.weights, mapping, unused)
-    got = rollout(core, fixture.input.to(dtype), case.in_len, case.out_len)
-    return got, fixture.expected
+    if prepare is not None:
+        prepare(core)
+    got = rollout(core, fixture.input.to(device, dtype), case.in_len, case.out_len)
+    return got.cpu(), fixture.expected
 
 
 def check_case(case: GoldenCase, label: str, core: torch.nn.Module | None = None) -> dict:
