@@ -9,8 +9,9 @@ from unittest import mock
 import pytest
 import torch
 import torch.nn.functional as F
-from golden import check_case
 
+from bench.verify.cases import CASES as GOLDEN_CASES
+from bench.verify.golden import check_case
 from models import fused
 from models.fast import FAST_PATHS, enable, supported
 from models.registry import create_model
@@ -209,14 +210,8 @@ def test_models_without_map_norms_or_fusable_convs_offer_nothing():
 
 
 def golden_cases() -> dict:
-    import test_convlstm_predrnn
-    import test_golden_openstl
-    import test_modernn
-
-    cases = {"modernn": test_modernn.GOLDEN, **test_convlstm_predrnn.CASES,
-             **test_golden_openstl.CASES}
-    return {k: cases[k] for k in ("modernn", "convlstm", "predrnn", "predrnnpp", "mim",
-                                  "predrnnv2", "mau", "e3dlstm")}
+    return {k: GOLDEN_CASES[k] for k in ("modernn", "convlstm", "predrnn", "predrnnpp", "mim",
+                                         "predrnnv2", "mau", "e3dlstm")}
 
 
 @pytest.mark.parametrize("name", list(golden_cases()))
