@@ -115,7 +115,8 @@ def test_the_command_runs(tmp_path):
                              "convlstm"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "| convlstm_golden.npz (convlstm) | eager |" in result.stdout
-    assert "1 of 1 rows passed" in result.stdout
+    assert "| convlstm_golden.npz (convlstm) | fused_convs |" in result.stdout  # its fast path
+    assert "2 of 2 rows passed" in result.stdout
 
 
 def test_compile_rows_compile_the_model(monkeypatch, capsys):
