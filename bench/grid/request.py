@@ -3,6 +3,7 @@ where its data and results are: the data configuration for a dataset, loading th
 model's constructor arguments, the results folder and the folders a run writes in it."""
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,12 @@ class RunRequest:
     match: MatchTarget | None = None  # scale every model's width to this size (bench.cost.match)
     reference: str | None = None  # the model the report compares every other with
     lpips: bool = False  # also compute LPIPS (AlexNet) on the test set when it can (bench.evaluation.lpips)
+
+    def for_model(self, name: str) -> RunRequest:
+        """The request as ``name``'s cells run it: the preset with that model's recipe applied
+        (bench.config.Preset.for_model; the request itself when the preset has no recipes)."""
+        preset = self.preset.for_model(name)
+        return self if preset is self.preset else dataclasses.replace(self, preset=preset)
 
 
 @dataclass
