@@ -97,7 +97,8 @@ def test_a_run_resumed_mid_epoch_continues_the_onecycle_schedule_exactly(data, t
     assert len(whole) == 2 * 10 and parts == whole[2 * 7:]
 
 
-def test_a_smoke_sized_run_under_the_openstl_preset_records_each_recipe(tmp_path, monkeypatch):
+def test_a_smoke_sized_run_under_the_openstl_preset_records_each_recipe(tmp_path, monkeypatch,
+                                                                        no_profile):
     from bench.config import PRESETS
     smoke_sized = dataclasses.replace(
         PRESETS["openstl"], train=dataclasses.replace(
@@ -129,6 +130,8 @@ def test_a_smoke_sized_run_under_the_openstl_preset_records_each_recipe(tmp_path
         reference.get_last_lr()[0])  # stepped per iteration, not once at the epoch's end
     summary = (store.parent / "summary.md").read_text()
     assert "| convlstm " in summary and "sampling=" not in summary  # recipes are the models' own
+    assert "OpenSTL selects on the test set" in summary
+    assert "Published results" not in summary  # generated test clips: not the published data
 
 
 def test_the_recipe_is_part_of_the_config_hash(data):
