@@ -177,6 +177,9 @@ PRESETS: dict[str, Preset] = {
             epochs=200, steps_per_epoch=openstl_recipes.ITERATIONS_PER_EPOCH, batch_size=16,
             optimizer="adam", weight_decay=0.0, lr_schedule="onecycle", loss="mse",
             reverse_pass=False, eval_batch_size=16,
+            # OpenSTL's recurrent models compare every output with frames 1.. (e.g.
+            # openstl/models/convlstm_model.py line 83): the warm-up from its first call
+            warmup_loss_skip=0,
         ),
         DataConfig(),
         recipes=openstl_recipes.RECIPES,

@@ -98,7 +98,7 @@ def test_a_run_resumed_mid_epoch_continues_the_onecycle_schedule_exactly(data, t
 
 
 def test_a_smoke_sized_run_under_the_openstl_preset_records_each_recipe(tmp_path, monkeypatch,
-                                                                        no_profile):
+                                                                        no_profile, capsys):
     from bench.config import PRESETS
     smoke_sized = dataclasses.replace(
         PRESETS["openstl"], train=dataclasses.replace(
@@ -113,6 +113,9 @@ def test_a_smoke_sized_run_under_the_openstl_preset_records_each_recipe(tmp_path
                  "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--device", "cpu",
                  "--no-progress"])
     assert code == 0
+    printed = capsys.readouterr().out
+    assert "   recipe: chengtan9907/OpenSTL configs/mmnist/ConvLSTM.py @ c74deb5, lines 1-21\n" in printed
+    assert "   recipe: no published recipe; no OpenSTL config: " in printed  # persistence
     store = out / "mmnist-embedded-32px" / "openstl" / "records.jsonl"
     records = {r["model"]: r for r in map(json.loads, store.read_text().splitlines())}
     convlstm = records["convlstm"]["config"]

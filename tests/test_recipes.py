@@ -115,6 +115,7 @@ def test_the_preset_holds_openstl_s_parser_defaults():
     assert defaults["clip_grad"] is None and cfg.grad_clip is None
     assert cfg.steps_per_epoch * cfg.batch_size == 10_000  # OpenSTL's generated training epoch
     assert (cfg.loss, cfg.reverse_pass) == ("mse", False)
+    assert cfg.warmup_loss_skip == 0  # MSE over every output against frames 1.. (ConvLSTM_Model)
     assert recipes.DEFAULT.train["lr"] == defaults["lr"]
 
 

@@ -91,10 +91,23 @@ def published_section(frame: pd.DataFrame) -> list[str]:
             NOTE.format(conventions=conventions)]
 
 
+def write_published(out: Path, acc: pd.DataFrame, records: list[dict],
+                    caption: str) -> tuple[list[str], Path | None]:
+    """The block's lines and its figure (``published.png``, with ``published.csv``) written
+    into ``out``; ([], None) where the records were not tested on the standard test set or no
+    model of theirs has published results."""
+    frame = published_frame(acc, records)
+    if frame.empty:
+        return [], None
+    frame.drop(columns=["name"]).to_csv(out / "published.csv", index=False)
+    return published_section(frame), published_plot(frame, out / "published", caption)[0]
+
+
 @plots.theme()
 def published_plot(frame: pd.DataFrame, path: Path, title: str = "") -> list[Path]:
-    """Test MSE per model: ours (filled) and each published row (open; square: 2,000 epochs or
-    more), joined by a line, each labelled with its value; a log axis when they span more than
+    """Test MSE per model, the store's first at the top: ours (filled) and each published row
+    (open: circle under 2,000 epochs, square 2,000 or more, diamond where the source states
+    none), joined by a line, each labelled with its value; a log axis when they span more than
     ten-fold (a short run against converged ones)."""
     names = list(dict.fromkeys(frame["name"]))
     figure, axis = plots.plt.subplots(figsize=(8, 1.8 + 0.5 * len(names)))
@@ -104,21 +117,28 @@ def published_plot(frame: pd.DataFrame, path: Path, title: str = "") -> list[Pat
         values = [v for v in [ours, *rows["mse"]] if np.isfinite(v)]
         axis.plot([min(values), max(values)], [y, y], color="0.8", zorder=1)
         for _, row in rows.iterrows():
-            long = bool(np.isfinite(row["epochs"]) and row["epochs"] >= 2000)
-            _point(axis, row["mse"], y, "published, 2,000 epochs" if long else
-                   "published, fewer epochs", marker="s" if long else "o", facecolors="none",
-                   edgecolors="tab:orange", below=long)
+            label, marker = _epochs_marker(row["epochs"])
+            _point(axis, row["mse"], y, label, marker=marker, facecolors="none",
+                   edgecolors="tab:orange", below=marker != "o")
         if np.isfinite(ours):
             _point(axis, ours, y, "ours (this store)", color="tab:blue")
     values = frame[["ours: mse", "mse"]].to_numpy(dtype=float)
     values = values[np.isfinite(values) & (values > 0)]
     if values.size and values.max() > 10 * values.min():
         axis.set_xscale("log")
-    axis.set(yticks=range(len(names)), yticklabels=names, ylim=(-0.6, len(names) - 0.4),
+    axis.set(yticks=range(len(names)), yticklabels=names, ylim=(len(names) - 0.4, -0.6),
              xlabel="test MSE per frame (OpenSTL's convention; lower is better)")
     plots.legend_outside(axis)
     figure.suptitle(plots.titled("ours against published", title), fontsize=9)
     return plots.save(figure, path)
+
+
+def _epochs_marker(epochs: float) -> tuple[str, str]:
+    """A published row's legend entry and marker, by the epochs its source states."""
+    if not np.isfinite(epochs):
+        return "published, epochs not stated", "D"
+    return ("published, 2,000 epochs", "s") if epochs >= 2000 else \
+        ("published, fewer than 2,000 epochs", "o")
 
 
 def _point(axis, value: float, y: float, label: str, below: bool = False, **style) -> None:

@@ -37,7 +37,7 @@ from .notes import (
     throughput_note,
     units_note,
 )
-from .published import published_frame, published_plot, published_section
+from .published import write_published
 from .tables import accuracy_table, cost_table, csv_table, to_latex
 
 
@@ -59,16 +59,13 @@ def write_training_report(folder: Path, out: Path, records: list[dict], referenc
     accuracy_md = accuracy_table(acc, reference=reference).to_markdown(index=False)
     cost_md = cost_table(cost).to_markdown(index=False)
     cross_md, cross_lines = cross_eval_section(out, evaluations)
-    published = published_frame(acc, records)  # empty off the standard test set
-    published_lines = published_section(published)
+    published_lines, published_figure = write_published(out, acc, records, caption)
     (out / "summary.md").write_text(
         f"# Accuracy: {caption}\n\n{data_line}\n\n{accuracy_md}\n\n{conventions}\n\n"
         f"# Cost\n\n{cost_md}\n\n{cost_note}\n" + _cross_eval_md(cross_md)
         + ("\n# Published results\n\n" + "\n".join(published_lines) + "\n" if published_lines
            else "")
     )
-    if published_lines:
-        published.drop(columns=["name"]).to_csv(out / "published.csv", index=False)
     csv_table(acc, cost).to_csv(out / "summary.csv", index=False)
     (out / "summary.tex").write_text(
         to_latex(accuracy_table(acc, latex=True, reference=reference), f"Accuracy on {caption}. "
@@ -100,8 +97,7 @@ def write_training_report(folder: Path, out: Path, records: list[dict], referenc
     figures = extra_figures + figures
     if published_lines:
         sections.append(("Published results", published_lines))
-        figures.append(("Ours against published",
-                        published_plot(published, out / "published", caption)[0]))
+        figures.append(("Ours against published", published_figure))
     tables = ("[summary.md](summary.md), [summary.csv](summary.csv), [summary.tex](summary.tex) "
               "(LaTeX, booktabs), [per_frame.csv](per_frame.csv)")
     write_index(out, caption, sections, tables, figures, examples)
