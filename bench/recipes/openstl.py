@@ -87,10 +87,11 @@ RECIPES: dict[str, Recipe] = {
         model={"patch": 8, "dim": 256, "heads": 8, "dim_head": 32, "scale_dim": 4, "depth": 1,
                "Ndepth": 6, "dropout": 0.0, "attn_dropout": 0.0, "drop_path": 0.0},
         source="yyyujintang/PredFormer configs/mmnist/PredFormer.py @ b73c7ae, lines 1-25; "
-               "scripts/mmnist/mm_PredFormer_TSST_train.sh @ b73c7ae, lines 5-18",
+               "scripts/mmnist/mm_PredFormer_TSST_train.sh @ b73c7ae, lines 5-17",
         note="OpenSTL has no PredFormer config: the authors' (their OpenSTL fork's OneCycle, "
              "AdamW lr 1e-3, weight decay 0.01, batch 16) at the preset's 200 epochs; their "
-             "script trains 2,000"),
+             "script trains 2,000; Ndepth 6 as their config (25.3M parameters, their Table 2 "
+             "row), though the script's run name says depth8"),
 }
 
 # Models with no OpenSTL config (modernn, saconvlstm; the untrained baselines): OpenSTL's
