@@ -9,6 +9,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .recipes import Recipe
+from .recipes import openstl as openstl_recipes
 from .runtime.choices import unknown_choice
 from .runtime.precision import AMP_MODES
 
@@ -16,13 +18,16 @@ from .runtime.precision import AMP_MODES
 # (``--set``), the loop and every "accepted: ..." message read.
 CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": ("adamw", "adam"),
-    # cosine: stepped per epoch, down to min_lr
-    "lr_schedule": ("cosine", "constant"),
+    # cosine: stepped per epoch, down to min_lr | onecycle: torch's OneCycleLR stepped per
+    # iteration, max_lr = lr over epochs x steps_per_epoch, final_div_factor 1e4 (OpenSTL's)
+    "lr_schedule": ("cosine", "constant", "onecycle"),
     # mse+l1: (sum sq. error + sum abs. error) / 4, as the authors; mse: per-element mean
     "loss": ("mse+l1", "mse"),
     # linear: scheduled sampling, eta 1 -> 0 over sampling_steps | reverse: PredRNN-V2's reverse
-    # scheduled sampling (also inside the input window) | none: always the model's own output
-    "sampling": ("linear", "reverse", "none"),
+    # scheduled sampling (also inside the input window) | none: always the model's own output |
+    # openstl: OpenSTL's linear schedule, eta lowered before each iteration's draws (1 - (i + 1)
+    # / sampling_steps at iteration i)
+    "sampling": ("linear", "reverse", "none", "openstl"),
     "amp": AMP_MODES,  # fp16 on CUDA only; defined beside autocast (bench.runtime.precision)
     # reduce-overhead: CUDA graphs
     "compile_mode": ("default", "reduce-overhead", "max-autotune"),
@@ -119,6 +124,31 @@ class Preset:
     # Timed repeats behind each throughput median. Profiling costs about repeats + 2 training
     # iterations (warm-up, memory), so short presets use fewer: a few percent of their training.
     profile_repeats: int = 5
+    # Per-model recipes (bench.recipes): a model's own training options and sizes on top of the
+    # preset's; ``default_recipe`` for a model the table does not name. None: one configuration
+    # for every model.
+    recipes: dict[str, Recipe] | None = None
+    default_recipe: Recipe | None = None
+    # The user's training options (--set, --epochs, ...), which win over a recipe's.
+    train_overrides: dict[str, Any] = field(default_factory=dict)
+    applied_recipe: Recipe | None = None  # set by for_model: the recipe this preset applies
+
+    def recipe(self, model: str) -> Recipe | None:
+        """``model``'s recipe, or None when the preset holds none."""
+        if self.recipes is None:
+            return None
+        return self.recipes.get(model, self.default_recipe)
+
+    def for_model(self, model: str) -> Preset:
+        """The preset as ``model`` trains under it: its recipe's training options (then the
+        user's) and sizes applied; the preset itself when it holds no recipes."""
+        recipe = self.recipe(model)
+        if recipe is None:
+            return self
+        train = apply_overrides(apply_overrides(self.train, recipe.train), self.train_overrides)
+        return dataclasses.replace(self, train=train, recipes=None, default_recipe=None,
+                                   model_overrides={**self.model_overrides, **recipe.model},
+                                   applied_recipe=recipe)
 
 
 PRESETS: dict[str, Preset] = {
@@ -154,6 +184,25 @@ PRESETS: dict[str, Preset] = {
         {"hidden": 8, "layers": 1},
         profile_repeats=2,
     ),
+    "openstl": Preset(
+        "openstl",
+        "OpenSTL's Moving MNIST protocol, per model (configs/mmnist/<Method>.py at c74deb5 with "
+        "its parser's defaults): Adam, weight decay 0, OneCycle per iteration, 200 epochs of "
+        "625 iterations at batch 16, per-pixel MSE, one pass, each config's lr, scheduled "
+        "sampling and sizes; checkpoints selected on our validation split (OpenSTL selects on "
+        "the test set)",
+        TrainConfig(
+            epochs=200, steps_per_epoch=openstl_recipes.ITERATIONS_PER_EPOCH, batch_size=16,
+            optimizer="adam", weight_decay=0.0, lr_schedule="onecycle", loss="mse",
+            reverse_pass=False, eval_batch_size=16,
+            # OpenSTL's recurrent models compare every output with frames 1.. (e.g.
+            # openstl/models/convlstm_model.py line 83): the warm-up from its first call
+            warmup_loss_skip=0,
+        ),
+        DataConfig(),
+        recipes=openstl_recipes.RECIPES,
+        default_recipe=openstl_recipes.DEFAULT,
+    ),
 }
 
 
@@ -165,6 +214,7 @@ def get_preset(name: str) -> Preset:
         train=dataclasses.replace(PRESETS[name].train),
         data=dataclasses.replace(PRESETS[name].data),
         model_overrides=dict(PRESETS[name].model_overrides),
+        train_overrides=dict(PRESETS[name].train_overrides),
     )
 
 

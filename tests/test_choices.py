@@ -33,8 +33,8 @@ def test_set_names_the_accepted_values_from_the_table(option):
 def test_messages_of_the_loop_read_the_table():
     assert str(choice_error("optimizer", "sgd")) == "unknown optimizer 'sgd'; accepted: adamw, adam"
     assert str(choice_error("lr_schedule", "step")) == \
-        "unknown lr_schedule 'step'; accepted: cosine, constant"
-    with pytest.raises(ValueError, match=r"^unknown sampling 'x'; accepted: linear, reverse, none$"):
+        "unknown lr_schedule 'step'; accepted: cosine, constant, onecycle"
+    with pytest.raises(ValueError, match=r"^unknown sampling 'x'; accepted: linear, reverse, none, openstl$"):
         sampling_eta(0, TrainConfig(sampling="x"))
     frames = torch.zeros(1, 4, 1, 2, 2)
     pred = Prediction(future=torch.zeros(1, 2, 1, 2, 2))

@@ -162,6 +162,7 @@ def test_what_cannot_be_captured_falls_back_with_one_line_and_is_recorded(data, 
         cuda, config(compile=True, compile_mode="reduce-overhead"), parallel=False)
     assert graph_fallback(cuda, config(compile=True), parallel=False) is None
     assert "DDP" in graph_fallback(cuda, config(), parallel=True)
+    assert "beta1" in graph_fallback(cuda, config(lr_schedule="onecycle"), parallel=False)
     settings = configure_device(CPU, config(cuda_graph=True))
     assert settings["cuda_graph"] is False and "CUDA device" in settings["cuda_graph_fallback"]
     assert configure_device(CPU, config())["cuda_graph_fallback"] is None

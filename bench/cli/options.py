@@ -25,7 +25,9 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
                              "results folder); see README 'Your own data'")),
     "preset": (("--preset",), dict(
         default="quick", choices=list(PRESETS),
-        help="smoke: seconds; quick (default): minutes on a CPU; paper: the authors' protocol")),
+        help="smoke: seconds; quick (default): minutes on a CPU; paper: the authors' protocol; "
+             "openstl: OpenSTL's Moving MNIST recipe per model (--list-models --preset openstl "
+             "shows them)")),
     "data-root": (("--data-root",), dict(
         metavar="DIR",
         help="mmnist: folder with train-images-idx3-ubyte.gz and/or mnist_test_seq.npy "

@@ -11,7 +11,7 @@ import datasets
 import models
 from datasets import safe_component
 
-from ..config import TrainConfig, apply_overrides, get_preset, parse_override
+from ..config import Preset, TrainConfig, apply_overrides, get_preset, parse_override
 from ..cost.match import parse_match
 from ..grid.checks import check_model_args, check_seeds, check_train_overrides
 from ..grid.request import (
@@ -35,6 +35,7 @@ from ..train.signals import exit_code, sigterm_as_ctrl_c, stopped_by
 from .checks import check_dataset_config, check_writable, model_patterns
 from .launch_options import add_launch_options
 from .options import Parser, add_option
+from .recipes import recipes_listing
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,12 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def list_models_table(fmt: str) -> str:
+def list_models_table(fmt: str, preset: Preset | None = None) -> str:
+    """The registered models; with a preset that holds recipes (``--preset openstl``), each
+    model's recipe and its source too (bench.cli.recipes)."""
     rows = []
     for name in models.list_models():
         spec = models.get_spec(name)
         params = models.parameter_count(name)  # on the meta device: nothing is allocated
         rows.append({"name": name, "family": spec.family, "params": params, "paper": spec.paper})
+    if preset is not None and preset.recipes is not None:
+        return recipes_listing(rows, preset, fmt)
     if fmt == "json":
         return json.dumps(rows, indent=2)
     width = max(len(r["name"]) for r in rows)
@@ -135,7 +140,7 @@ def check_models_fit(request: RunRequest) -> None:
     for name in request.models:
         safe_component(name, "model name")
         check_model_args(name, models.get_spec(name).build, request.model_args)
-        config = model_config(name, request.preset, data, request.model_args)
+        config = model_config(name, request.preset.for_model(name), data, request.model_args)
         try:
             models.create_model(name, **config)
         except ValueError as error:
@@ -158,7 +163,8 @@ def make_request(args: argparse.Namespace) -> RunRequest:
             if value < 1:
                 raise ValueError(f"--{key.replace('_', '-')} must be >= 1; got {value}")
             overrides[key] = value
-    preset.train = apply_overrides(preset.train, check_train_overrides(_coerce(overrides)))
+    preset.train_overrides = check_train_overrides(_coerce(overrides))  # they win over recipes
+    preset.train = apply_overrides(preset.train, preset.train_overrides)
     check_seeds(args.seeds)
     preset.data = preset_data(preset.data, args.dataset)
     check_installed(args.log)  # before any training
@@ -167,6 +173,8 @@ def make_request(args: argparse.Namespace) -> RunRequest:
     if args.data_root is not None and not Path(args.data_root).is_dir():
         raise ValueError(f"--data-root {args.data_root!r} is not a folder")
     names = models.list_models(model_patterns(args.models))
+    if args.budget is not None:
+        check_budget_schedule(preset, names)
     return RunRequest(
         models=names, preset=preset, seeds=args.seeds, reference=_reference(args.reference, names),
         device=resolve_device(args.device), out_root=out_root, data_root=args.data_root,
@@ -178,6 +186,17 @@ def make_request(args: argparse.Namespace) -> RunRequest:
         match=parse_match(args.match) if args.match is not None else None,
         lpips=args.lpips, log_to=list(dict.fromkeys(args.log)),
     )
+
+
+def check_budget_schedule(preset, names: list[str]) -> None:
+    """A budget lays out its own cosine schedule over the budget (bench.train.budget): a model
+    whose recipe asks for another per-iteration schedule is an error before anything runs."""
+    bad = [name for name in names if preset.for_model(name).train.lr_schedule == "onecycle"]
+    if bad:
+        raise ValueError(f"--budget lays out a cosine learning-rate schedule over the budget; "
+                         f"lr_schedule=onecycle (preset {preset.name}: {', '.join(bad)}) is not "
+                         "accepted with it; accepted: --set lr_schedule=cosine or constant, or "
+                         "no --budget")
 
 
 def _reference(requested: str | None, names: list[str]) -> str | None:
@@ -221,7 +240,7 @@ def main(argv: list[str] | None = None, launch=None) -> int:
         return launch(argv)
     try:
         if args.list_models:
-            print(list_models_table(args.format))
+            print(list_models_table(args.format, get_preset(args.preset)))
             return 0
         if args.dataset_config:
             check_dataset_config(args.dataset_config)

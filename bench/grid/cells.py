@@ -50,6 +50,7 @@ def run_cell(record: dict, request: RunRequest, data, folder: Path, costs: dict,
     train, cost, failed_step (traceback when failed), wall_s. One model's failure is the cell's;
     a full disk (DiskFullError) or a lost rank (RankLost) stops the run."""
     name = record["model"]
+    request = request.for_model(name)  # the model's recipe, if the preset has recipes
     started = time.perf_counter()
     cell = {"status": "ok", "error": None, "metrics": None, "train": None, "failed_step": None}
     try:

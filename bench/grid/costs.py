@@ -38,22 +38,23 @@ def measure_costs(pending: list[dict], request: RunRequest, data, folder: Path, 
     costs = {}
     for record in pending:
         name = record["model"]
+        cell = request.for_model(name)  # the model's recipe, if the preset has recipes
         key = (name, record["config_hash"])
         if key not in costs:
             cache = cost_cache_path(folder, name, record["config_hash"])
-            costs[key] = None if request.remeasure or request.rerun else cached_cost(cache, record)
+            costs[key] = None if cell.remeasure or cell.rerun else cached_cost(cache, record)
             if costs[key] is not None:
                 log(f"cost of {name}: measured by an earlier run on this kind of device ({cache}; "
                     "--remeasure measures again)")
             else:
-                costs[key] = profile(name, record, request, data, log)
+                costs[key] = profile(name, record, cell, data, log)
                 if not isinstance(costs[key], Exception):
                     cache_cost(cache, record, costs[key], log)
-        if not isinstance(costs[key], Exception) and not request.profile_only:
-            record["estimate"] = cell_estimate(costs[key], request.preset, len(data.val),
+        if not isinstance(costs[key], Exception) and not cell.profile_only:
+            record["estimate"] = cell_estimate(costs[key], cell.preset, len(data.val),
                                                len(data.test))
-            if request.budget is not None:
-                record["estimate"] = budget_estimate(record["estimate"], request, costs[key])
+            if cell.budget is not None:
+                record["estimate"] = budget_estimate(record["estimate"], cell, costs[key])
     return costs
 
 

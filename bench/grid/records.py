@@ -37,11 +37,14 @@ def cell_config(name: str, request: RunRequest, data, matched: dict | None = Non
     """A grid cell's configuration (hashed into its ``config_hash``): the model's constructor
     arguments, the training options that decide the numbers, the data options; a budget, LPIPS
     or a size match only when asked for (without them the hash is what it always was)."""
+    request = request.for_model(name)
     config = {
         "model": model_config(name, request.preset, data, request.model_args),
         "train": hashed_train_options(request.preset.train),
         "data": dataclasses.asdict(request.preset.data),
     }
+    if request.preset.applied_recipe is not None:  # the model's recipe, with its source
+        config["recipe"] = request.preset.applied_recipe.as_dict()
     if request.budget is not None:
         config["budget"] = request.budget.as_dict()
     if request.lpips:  # a cell tested with LPIPS is another cell than one tested without
@@ -59,6 +62,7 @@ def cell_record(name: str, seed: int, request: RunRequest, data, matched: dict |
     bench.cost.match outcome), the torchrun layout, the reference model and no estimate yet."""
     mode = "profile" if request.profile_only else "train"
     config = cell_config(name, request, data, matched)
+    request = request.for_model(name)
     record = base_record(mode, name, seed, data, request.preset.name, config, request.device,
                          request.preset.train)
     record.update({

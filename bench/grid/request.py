@@ -3,6 +3,7 @@ where its data and results are: the data configuration for a dataset, loading th
 model's constructor arguments, the results folder and the folders a run writes in it."""
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,12 @@ class RunRequest:
     reference: str | None = None  # the model the report compares every other with
     lpips: bool = False  # also compute LPIPS (AlexNet) on the test set when it can (bench.evaluation.lpips)
     log_to: list[str] = field(default_factory=list)  # experiment trackers, each cell a run (bench.track)
+
+    def for_model(self, name: str) -> RunRequest:
+        """The request as ``name``'s cells run it: the preset with that model's recipe applied
+        (bench.config.Preset.for_model; the request itself when the preset has no recipes)."""
+        preset = self.preset.for_model(name)
+        return self if preset is self.preset else dataclasses.replace(self, preset=preset)
 
 
 @dataclass

@@ -143,6 +143,10 @@ class _Grid:
         number = next(i for i, cell in enumerate(self.pending, 1) if cell is record)
         log(f"== {name} (seed {seed}, preset {request.preset.name}, {data.name}; "
             f"cell {number} of {len(self.pending)})")
+        recipe = record["config"].get("recipe")
+        if recipe is not None:  # a preset of per-model recipes: which one, and whence
+            log(f"   recipe: {recipe['source'] or 'no published recipe'}"
+                + (f"; {recipe['note']}" if recipe["note"] else ""))
         try:
             record.update(run_cell(record, request, data, self.folder, self.costs, log,
                                    self.lpips))

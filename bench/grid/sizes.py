@@ -18,7 +18,8 @@ def match_target(request: RunRequest, data) -> float:
     spec = models.get_spec(target.model)
     accepted = inspect.signature(spec.build).parameters
     own = {k: v for k, v in request.model_args.items() if k in accepted}
-    value = size(target.by, target.model, model_config(target.model, request.preset, data, own),
+    preset = request.preset.for_model(target.model)
+    value = size(target.by, target.model, model_config(target.model, preset, data, own),
                  data.in_len, data.out_len)
     if value <= 0:
         raise ValueError(f"--match {str(target)!r}: {target.model!r} has no {target.by} to match (it "
@@ -33,7 +34,7 @@ def match_sizes(request: RunRequest, data, log=print) -> dict[str, dict]:
     log(f"match {target}: target {value:,.0f} {unit}")
     matched = {}
     for name in dict.fromkeys(request.models):
-        config = model_config(name, request.preset, data, request.model_args)
+        config = model_config(name, request.preset.for_model(name), data, request.model_args)
         info = match_width(name, config, value, target.by, data.in_len, data.out_len)
         info["target_from"] = target.model or "number"
         matched[name] = info

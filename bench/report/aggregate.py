@@ -70,8 +70,12 @@ def configuration_key(record: dict) -> tuple:
 
 def protocol_key(record: dict) -> tuple:
     """What must be equal for two models' rows to be compared: everything in the cell key but
-    the model and its own settings (its width, its arguments)."""
-    config = {k: v for k, v in (record.get("config") or {}).items() if k != "model"}
+    the model and its own settings (its width, its arguments, and under a preset of per-model
+    recipes the training options its recipe sets: the recipe is the model's own)."""
+    config = {k: v for k, v in (record.get("config") or {}).items()
+              if k not in ("model", "recipe")}
+    own = _recipe_options(record)
+    config["train"] = {k: v for k, v in (config.get("train") or {}).items() if k not in own}
     return (record.get("dataset"), record.get("preset"), record.get("device_kind"),
             record.get("precision"), json.dumps(config, sort_keys=True, default=str))
 
@@ -123,11 +127,19 @@ def _match_words(match: dict) -> str:
 
 
 def _settings(record: dict) -> dict:
-    """A record's training, data and test settings as flat ``name: value`` pairs."""
-    config = record.get("config") or {}
+    """A record's training, data and test settings as flat ``name: value`` pairs (not those its
+    preset's recipe for the model sets: they belong to the model, as its width does)."""
+    config, own = record.get("config") or {}, _recipe_options(record)
     return {name: json.dumps(value, default=str) if isinstance(value, (dict, list)) else value
             for section in ("train", "data", "eval")
-            for name, value in (config.get(section) or {}).items()}
+            for name, value in (config.get(section) or {}).items()
+            if not (section == "train" and name in own)}
+
+
+def _recipe_options(record: dict) -> set[str]:
+    """The training options the record's per-model recipe sets (``config.recipe``), if any."""
+    recipe = (record.get("config") or {}).get("recipe") or {}
+    return set(recipe.get("train") or {})
 
 
 def _varying_settings(records: list[dict]) -> set[str]:

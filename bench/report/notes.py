@@ -42,6 +42,16 @@ def openstl_note(records: list[dict]) -> str:
             "summary.csv's openstl_* columns (docs/metrics.md).")
 
 
+def selection_note(records: list[dict]) -> str:
+    """Under a preset of per-model recipes (``config.recipe``, e.g. openstl): where checkpoints
+    were selected, which differs from OpenSTL's protocol."""
+    if not any((r.get("config") or {}).get("recipe") for r in records):
+        return ""
+    return (" Each model trained with its recipe of this preset (config.recipe in the records: "
+            "the source of each value); checkpoints were selected on our validation split (clips "
+            "generated from the training digits), whereas OpenSTL selects on the test set.")
+
+
 def lpips_note(records: list[dict]) -> str:
     """How LPIPS was computed, or why a run that asked for it (--lpips) has none."""
     done = [r["metrics"]["lpips_info"] for r in records

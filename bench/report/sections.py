@@ -33,9 +33,11 @@ from .notes import (
     non_finite_note,
     openstl_note,
     pairing_note,
+    selection_note,
     throughput_note,
     units_note,
 )
+from .published import write_published
 from .tables import accuracy_table, cost_table, csv_table, to_latex
 
 
@@ -48,7 +50,8 @@ def write_training_report(folder: Path, out: Path, records: list[dict], referenc
     setup = cost_setup(records)
     caption, data_line = _caption(records)
     data_line = " ".join(filter(None, [data_line, configuration_note(configurations(records))]))
-    conventions = (CONVENTIONS + openstl_note(records) + units_note(records) + lpips_note(records)
+    conventions = (CONVENTIONS + openstl_note(records) + selection_note(records)
+                   + units_note(records) + lpips_note(records)
                    + comparison_note(reference, bool(acc["p_seeds"].notna().any()))
                    + pairing_note(acc) + failures_note(acc) + non_finite_note(acc, per_frame))
     cost_note = measurement_note(setup) + throughput_note(cost)
@@ -56,9 +59,12 @@ def write_training_report(folder: Path, out: Path, records: list[dict], referenc
     accuracy_md = accuracy_table(acc, reference=reference).to_markdown(index=False)
     cost_md = cost_table(cost).to_markdown(index=False)
     cross_md, cross_lines = cross_eval_section(out, evaluations)
+    published_lines, published_figure = write_published(out, acc, records, caption)
     (out / "summary.md").write_text(
         f"# Accuracy: {caption}\n\n{data_line}\n\n{accuracy_md}\n\n{conventions}\n\n"
         f"# Cost\n\n{cost_md}\n\n{cost_note}\n" + _cross_eval_md(cross_md)
+        + ("\n# Published results\n\n" + "\n".join(published_lines) + "\n" if published_lines
+           else "")
     )
     csv_table(acc, cost).to_csv(out / "summary.csv", index=False)
     (out / "summary.tex").write_text(
@@ -89,6 +95,9 @@ def write_training_report(folder: Path, out: Path, records: list[dict], referenc
     extra_sections, extra_figures = compute_sections(out, records, caption, palette)
     sections += extra_sections + ([(CROSS_EVAL, cross_lines)] if cross_lines else [])
     figures = extra_figures + figures
+    if published_lines:
+        sections.append(("Published results", published_lines))
+        figures.append(("Ours against published", published_figure))
     tables = ("[summary.md](summary.md), [summary.csv](summary.csv), [summary.tex](summary.tex) "
               "(LaTeX, booktabs), [per_frame.csv](per_frame.csv)")
     write_index(out, caption, sections, tables, figures, examples)

@@ -10,7 +10,9 @@ line says why; the record's ``device_settings.cuda_graph_fallback`` too):
   whether the gradients were finite;
 - ``compile`` with ``compile_mode`` reduce-overhead or max-autotune: those already capture CUDA
   graphs of their own (torch.compile's cudagraph trees), which cannot nest in an outer capture;
-- data parallelism (DDP): its gradient all-reduce hooks and bucketing are not captured here.
+- data parallelism (DDP): its gradient all-reduce hooks and bucketing are not captured here;
+- ``lr_schedule=onecycle``: torch's OneCycleLR also cycles Adam's beta1, assigning a float into
+  each group's ``betas`` every iteration, which a captured step would freeze at its first value.
 
 Gradient clipping is captured (``clip_grad_norm_`` computes the norm and the scale on the device
 without reading them). A model whose own step reads tensors on the host (data-dependent Python
@@ -39,6 +41,9 @@ def graph_fallback(device: torch.device, cfg, parallel: bool | None = None) -> s
                 "which cannot nest in the iteration's")
     if parallel:
         return "data parallel (DDP): its gradient all-reduce is not captured"
+    if cfg.lr_schedule == "onecycle":
+        return ("lr_schedule=onecycle: it cycles Adam's beta1 as a float each iteration, which "
+                "a captured step would freeze")
     return None
 
 

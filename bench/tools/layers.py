@@ -27,6 +27,7 @@ LAYERS = (
     ("datasets.synthetic", "datasets.files", "datasets.mmnist"),
     ("datasets.standard",),
     ("datasets", "datasets.examples"),
+    ("bench.recipes",),
     ("bench.config", "bench.store"),
     ("bench.report",),
     ("bench.evaluation",),

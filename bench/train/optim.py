@@ -1,12 +1,13 @@
-"""The optimizer, the per-epoch learning-rate scheduler a configuration names, and the one way
-the loop writes and reads a learning rate.
+"""The optimizer, the learning-rate scheduler a configuration names and how often it is stepped
+(per epoch, or per iteration for ``ITERATION_SCHEDULES``), and the one way the loop writes and
+reads a learning rate.
 
 A captured training step (bench.train.graph) reads the learning rate from a device tensor at
 each replay, so its optimizer is built with ``lr=torch.tensor(...)`` (fused, ``capturable``):
 assigning a float into ``param_group["lr"]`` would then silently freeze the rate the graph
 recorded. Every writer therefore goes through :func:`set_lr` (``fill_`` on a tensor, plain
-assignment on a float); torch's LRSchedulers already fill tensor rates in place. A per-iteration
-scheduler composes with it unchanged: it writes through the same ``param_group["lr"]``.
+assignment on a float); torch's LRSchedulers, the per-iteration OneCycle too, already fill
+tensor rates in place.
 """
 from __future__ import annotations
 
@@ -73,9 +74,22 @@ def keep_lr_kind(optimizer: torch.optim.Optimizer) -> None:
     optimizer.register_load_state_dict_post_hook(restore_kind)
 
 
+# Schedules stepped after every iteration (the others once per epoch).
+ITERATION_SCHEDULES = ("onecycle",)
+ONECYCLE_FINAL_DIV_FACTOR = 1e4  # OpenSTL's default (openstl/utils/parser.py, c74deb5)
+
+
 def make_scheduler(optimizer, cfg: TrainConfig):
-    """``cfg.lr_schedule``: cosine from ``lr`` to ``min_lr`` over ``cfg.epochs``, or constant;
-    stepped once per epoch (a budgeted run sets the rate itself, bench.train.budget)."""
+    """``cfg.lr_schedule``: cosine from ``lr`` to ``min_lr`` over ``cfg.epochs``, or constant,
+    stepped once per epoch; or onecycle, torch's OneCycleLR as OpenSTL builds it
+    (openstl/core/optim_scheduler.py, c74deb5: max_lr = lr, total_steps = epochs x
+    steps_per_epoch, final_div_factor 1e4; torch's defaults otherwise: pct_start 0.3, cosine
+    annealing, div_factor 25, Adam's beta1 cycled 0.95 -> 0.85 -> 0.95), stepped once per
+    iteration. A budgeted run sets the rate itself (bench.train.budget)."""
+    if cfg.lr_schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * cfg.steps_per_epoch,
+            final_div_factor=ONECYCLE_FINAL_DIV_FACTOR)
     if cfg.lr_schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(
             optimizer, T_max=cfg.epochs, eta_min=cfg.min_lr

@@ -22,13 +22,14 @@ from __future__ import annotations
 from ..config import TrainConfig
 from ..runtime import distributed
 from .budget import CHECKPOINT_FRACTIONS, BudgetPlan, checkpoint_iterations, cosine_lr
-from .optim import current_lr, set_lr
+from .optim import ITERATION_SCHEDULES, current_lr, set_lr
 from .sampling import sampling_eta
 
 
 class EpochPlan:
     """``cfg.epochs`` x ``cfg.steps_per_epoch`` iterations: the lr scheduler stepped at each
-    epoch's end, validation at each epoch's end."""
+    epoch's end (after each iteration for a per-iteration schedule, bench.train.optim
+    ``ITERATION_SCHEDULES``), validation at each epoch's end."""
 
     best_key = "epoch"
     sync_each_iteration = False
@@ -36,6 +37,7 @@ class EpochPlan:
     def __init__(self, cfg: TrainConfig, scheduler, done: int):
         self.cfg, self.scheduler, self.done = cfg, scheduler, done
         self.total = cfg.epochs * cfg.steps_per_epoch
+        self.per_iteration = cfg.lr_schedule in ITERATION_SCHEDULES
 
     @property
     def finished(self) -> bool:
@@ -57,7 +59,7 @@ class EpochPlan:
 
     def end(self, seconds: float) -> None:
         self.done += 1
-        if self._epoch_end():
+        if self.per_iteration or self._epoch_end():
             self.scheduler.step()
 
     def validation_due(self, history: list) -> bool:

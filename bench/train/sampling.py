@@ -15,6 +15,8 @@ def sampling_eta(step: int, cfg: TrainConfig) -> float:
         return 0.0
     if cfg.sampling == "linear":
         return max(0.0, 1.0 - step / max(1, cfg.sampling_steps))
+    if cfg.sampling == "openstl":  # lowered before the draws (openstl/utils/predrnn_utils.py)
+        return max(0.0, 1.0 - (step + 1) / max(1, cfg.sampling_steps))
     if cfg.sampling == "reverse":
         start, stop = cfg.reverse_steps
         if step < start:
