@@ -121,7 +121,6 @@ class Trainer:
                       mask: torch.Tensor | None = None):
         """One iteration of the protocol: a step on the clips, then (optionally) on them reversed;
         replayed from a CUDA graph where ``cfg.cuda_graph`` and the configuration allow it.
-        ``mask``: the scheduled-sampling mask to use instead of this iteration's draw.
 
         Returns the mean loss of the passes as a device tensor: reading it would make the host
         wait for the device, so the loop reads losses only every ``sync_every`` iterations.
