@@ -32,6 +32,7 @@ def evaluate(
     per_clip: bool = False,
     extra_metrics: dict | None = None,
     openstl: bool = True,
+    scorers: dict | None = None,
 ) -> dict:
     """Per-frame metrics over ``clips``; the model sees only the first ``in_len`` frames.
 
@@ -50,7 +51,12 @@ def evaluate(
     metrics are all-reduced (the same numbers as one process); examples come from rank 0's
     shard, which starts at the first clip; per-clip values are gathered from every rank in clip
     order. Pass the unwrapped model, not a DDP wrapper.
+
+    ``scorers`` (``{key: accumulator}``, bench.evaluation.domain.dataset_scorers: skill scores at
+    thresholds, latitude-weighted errors) see the same predictions; ``result[key]`` is each one's
+    ``result()`` (its counts or sums, all-reduced across ranks, and its scores).
     """
+    scorers = dict(scorers or {})
     model.eval()
     metrics = PerFrameMetrics(clip=True, extra=extra_metrics)
     theirs = PerFrameMetrics(convention=openstl_convention.frame_metrics) if openstl else None
@@ -59,8 +65,9 @@ def evaluate(
     if len(part) == 0 and len(clips) > 0:  # more ranks than clips: add nothing, but take part
         empty = torch.zeros((0, out_len, *clips[0].shape[1:]), device=device)
         clip_values.append(_clip_means(metrics.update(empty, empty)))
-        if theirs is not None:
-            theirs.update(empty, empty)
+        for accumulator in [theirs, *scorers.values()]:
+            if accumulator is not None:
+                accumulator.update(empty, empty)
     pinned = device.type == "cuda"  # pinned pages: the copies below do not make the host wait
     for frames in DataLoader(part, batch_size=batch_size, shuffle=False, pin_memory=pinned):
         frames = frames.to(device, non_blocking=True)
@@ -68,8 +75,9 @@ def evaluate(
             future = model(frames[:, :in_len], in_len, out_len).future
         target = frames[:, in_len : in_len + out_len]
         values = metrics.update(future.float(), target)
-        if theirs is not None:
-            theirs.update(future.float(), target)
+        for accumulator in [theirs, *scorers.values()]:
+            if accumulator is not None:
+                accumulator.update(future.float(), target)
         if per_clip:
             clip_values.append(_clip_means(values))
         kept = sum(len(e[0]) for e in examples)
@@ -89,6 +97,7 @@ def evaluate(
                           for k, v in theirs.compute().items()},
             "convention": openstl_convention.CONVENTION,
         }
+    result.update({key: accumulator.result() for key, accumulator in scorers.items()})
     if per_clip:
         mine = torch.cat(clip_values) if clip_values else torch.zeros((0, len(PER_CLIP)))
         table = distributed.gather_shards(mine, len(clips)).cpu().tolist()

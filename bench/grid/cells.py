@@ -16,6 +16,7 @@ import models
 from datasets import safe_component
 
 from ..evaluation import lpips as lpips_metric
+from ..evaluation.domain import dataset_scorers
 from ..evaluation.loop import evaluate
 from ..runtime import distributed
 from ..runtime import files as atomic
@@ -187,7 +188,7 @@ def _test(model, request: RunRequest, data, lpips: tuple | None) -> dict:
     extra = {"lpips": lpips_metric.metric(network)} if network is not None else None
     result = evaluate(model, data.test, data.in_len, data.out_len, request.device,
                       cfg.eval_batch_size, cfg.amp, keep_examples=EXAMPLE_CLIPS, per_clip=True,
-                      extra_metrics=extra)
+                      extra_metrics=extra, scorers=dataset_scorers(data))
     if lpips_note is not None:  # asked for: how it was computed, or why it was not
         result["lpips_unavailable" if network is None else "lpips_info"] = \
             lpips_note.get("unavailable", lpips_note)

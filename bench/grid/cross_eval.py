@@ -28,6 +28,7 @@ import datasets
 import models
 
 from ..config import DataConfig, Preset, TrainConfig, apply_overrides, get_preset
+from ..evaluation.domain import dataset_scorers
 from ..evaluation.loop import evaluate
 from ..runtime.clock import now
 from ..runtime.compile import apply_fast_paths
@@ -165,7 +166,8 @@ def run_evaluation(cell: dict, data, device: torch.device, settings: dict | None
         if settings is not None:
             out["device_settings"] = {**settings, "fast_paths": applied}
         result = evaluate(model, data.test, data.in_len, data.out_len, device,
-                          train.eval_batch_size, train.amp, per_clip=True)
+                          train.eval_batch_size, train.amp, per_clip=True,
+                          scorers=dataset_scorers(data))
         check_finite_metrics(result)
         out["metrics"] = result
     except Exception as error:  # recorded, as the grid records a cell's failure

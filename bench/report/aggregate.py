@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..store import one_line
 from . import statistics
+from .domain import DOMAIN, domain_unit, domain_values
 
 ACCURACY = {  # metric -> (label, lower is better)
     "mse": ("MSE", True),
@@ -225,6 +226,13 @@ def _means(ok: list[dict], optional: list[str]) -> dict:
     for key in [*ACCURACY, *optional]:
         row.update(_mean_and_std(key, [r["metrics"]["headline"][key] for r in ok
                                        if key in r["metrics"]["headline"]]))
+    scored = [domain_values(r) for r in ok]
+    for key in DOMAIN:
+        values = [v[key] for v in scored if key in v]
+        if values:
+            row.update(_mean_and_std(key, values))
+    if domain_unit(ok):
+        row["domain_unit"] = domain_unit(ok)
     in_units = [u for u in (metrics_in_units(r) for r in ok) if u]
     if in_units:
         for key in IN_UNITS:

@@ -17,8 +17,11 @@ from .aggregate import (
     cost_frame,
     history_frame,
     per_frame_frame,
+    row_labels,
 )
 from .compute import compute_sections
+from .domain import TITLE as DOMAIN_TITLE
+from .domain import write_domain_scores
 from .evaluation_table import NOTE as CROSS_EVAL_NOTE
 from .evaluation_table import TITLE as CROSS_EVAL
 from .evaluation_table import cross_eval_section
@@ -60,9 +63,14 @@ def write_training_report(folder: Path, out: Path, records: list[dict], referenc
     cost_md = cost_table(cost).to_markdown(index=False)
     cross_md, cross_lines = cross_eval_section(out, evaluations)
     published_lines, published_figure = write_published(out, acc, records, caption)
+    palette = plots.model_palette(acc["model"])
+    domain_lines, domain_figures = write_domain_scores(out, records, row_labels(records), caption,
+                                                       palette)
     (out / "summary.md").write_text(
         f"# Accuracy: {caption}\n\n{data_line}\n\n{accuracy_md}\n\n{conventions}\n\n"
-        f"# Cost\n\n{cost_md}\n\n{cost_note}\n" + _cross_eval_md(cross_md)
+        + ("# " + DOMAIN_TITLE + "\n\n" + "\n".join(domain_lines) + "\n" if domain_lines
+           else "")
+        + f"# Cost\n\n{cost_md}\n\n{cost_note}\n" + _cross_eval_md(cross_md)
         + ("\n# Published results\n\n" + "\n".join(published_lines) + "\n" if published_lines
            else "")
     )
@@ -73,7 +81,7 @@ def write_training_report(folder: Path, out: Path, records: list[dict], referenc
         + to_latex(cost_table(cost, latex=True), f"Cost on {caption}. " + cost_note, "tab:cost")
     )
 
-    figures, palette = [], plots.model_palette(acc["model"])
+    figures = []
     per_frame.to_csv(out / "per_frame.csv", index=False)
     per_frame = _finite(per_frame, ["mse"])
     if not per_frame.empty:
@@ -91,7 +99,9 @@ def write_training_report(folder: Path, out: Path, records: list[dict], referenc
     figures += _cost_figures(out, cost, caption, palette)
     examples = write_examples(folder, out)
     sections = [("Accuracy", [data_line, "", accuracy_md, "", conventions]),
+                *([(DOMAIN_TITLE, domain_lines)] if domain_lines else []),
                 ("Cost", [cost_md, "", cost_note])]
+    figures = domain_figures + figures
     extra_sections, extra_figures = compute_sections(out, records, caption, palette)
     sections += extra_sections + ([(CROSS_EVAL, cross_lines)] if cross_lines else [])
     figures = extra_figures + figures

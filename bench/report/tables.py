@@ -6,6 +6,7 @@ import math
 import pandas as pd
 
 from .aggregate import ACCURACY, COST, IN_UNITS, OPENSTL, OPTIONAL
+from .domain import DOMAIN
 
 DIGITS = {"mse": 2, "mse_per_pixel": 5, "mae": 1, "ssim": 4, "psnr": 2, "lpips": 4}
 
@@ -44,6 +45,17 @@ def accuracy_table(acc: pd.DataFrame, latex: bool = False, reference: str | None
                 and row[key] == best else cell
                 for _, row in acc.iterrows()
                 for cell in [mean_std(row[key], row[f"{key}_std"], digits, latex)]]
+    for key, (_entry, _key, label, lower) in DOMAIN.items():  # declared by the dataset
+        if key in acc:
+            best = _best(acc.loc[ok, key], lower)
+            label = label.format(u=acc["domain_unit"].dropna().iloc[0]
+                                 if "domain_unit" in acc else "")
+            out[label] = [
+                "n/a" if row["status"] == "ok" and pd.isna(row[key]) else
+                _bold(cell, latex) if row["status"] == "ok" and best is not None
+                and row[key] == best else cell
+                for _, row in acc.iterrows()
+                for cell in [mean_std(row[key], row[f"{key}_std"], 3, latex)]]
     out["seeds"] = acc["seeds"]
     if reference is not None and reference in set(acc.get("name", acc["model"])):
         out[f"Δ MSE vs {reference} [95% CI]"] = [_delta(row, reference) for _, row in acc.iterrows()]

@@ -46,6 +46,11 @@ class SequenceData:
     make_train_clips: Callable[[int, np.random.Generator], np.ndarray] = field(repr=False)
     files: dict[str, Path] = field(default_factory=dict)
     details: dict = field(default_factory=dict)
+    # The scores the dataset's community reads beside the image metrics (bench.evaluation.domain):
+    # "thresholds" {"values", "unit", "source"} for skill scores (values in the data's units),
+    # "latitude_weighting" {"latitudes" (degrees, one per row), "climatology" (float array
+    # [C, H, W] in the data's units), "climatology_rule", "unit", "source"} for gridded weather.
+    scoring: dict = field(default_factory=dict, repr=False)
 
     @property
     def seq_len(self) -> int:
@@ -65,6 +70,11 @@ class SequenceData:
             clips = to_unit_float(clips) if clips.dtype == np.uint8 else clips.astype(np.float32)
             yield torch.from_numpy(clips)
 
+    def scores_declared(self) -> dict:
+        """``scoring`` as JSON: what is scored and from what (the climatology array left out)."""
+        return {name: {k: v for k, v in entry.items() if not isinstance(v, np.ndarray)}
+                for name, entry in self.scoring.items()}
+
     def describe(self) -> dict:
         """JSON-able summary: identity, sizes, split sizes, and each file with its sha256."""
         return {
@@ -78,6 +88,7 @@ class SequenceData:
             "splits": {"train": "generated on the fly", "val": len(self.val),
                        "test": len(self.test)},
             **self.details,
+            **({"scores": self.scores_declared()} if self.scoring else {}),
             "files": {
                 role: {"path": str(path), "sha256": cached_sha256(path)}
                 for role, path in self.files.items()

@@ -1,6 +1,7 @@
 """The description of a sequence dataset from files (its TOML file, README 'Your own data')."""
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ class SequenceFileConfig:
     segment_length: int = 0  # cut sequences into segments of this many frames first (0: no)
     split: dict = field(default_factory=dict)  # method ordered|shuffled, val, test, seed
     normalize: dict = field(default_factory=dict)  # mode minmax|range|none, range, per_channel
+    # skill-score thresholds (CSI, POD, ...) in the file's units, e.g. [16, 74, 133] for radar
+    thresholds: list | None = None
     source: str = ""  # free text for describe()
     base_dir: str = "."  # relative paths are resolved against this (the TOML file's folder)
 
@@ -51,6 +54,8 @@ class SequenceFileConfig:
             _check_int(f"{self.name}: {name}", getattr(self, name), least)
         if self.eval_stride is not None:
             _check_int(f"{self.name}: eval_stride", self.eval_stride, 1)
+        if self.thresholds is not None:
+            _check_thresholds(self.name, self.thresholds)
         unknown = set(self.split) - {"method", "val", "test", "seed"}
         unknown |= {f"normalize.{k}" for k in set(self.normalize) - {"mode", "range",
                                                                      "per_channel"}}
@@ -85,3 +90,13 @@ def read_config(path: str | os.PathLike) -> SequenceFileConfig:
 def _check_int(what: str, value, least: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
         raise ValueError(f"{what} must be an integer >= {least}, got {value!r}")
+
+
+def _check_thresholds(name: str, values) -> None:
+    numbers = isinstance(values, list) and values and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        for v in values)
+    if not numbers or values != sorted(set(values)):
+        raise ValueError(f"dataset {name!r}: thresholds must be a non-empty list of distinct, "
+                         f"increasing finite numbers in the file's units (e.g. [16, 74, 133]); "
+                         f"got {values!r}")

@@ -62,13 +62,17 @@ def load_sequence_dataset(config: SequenceFileConfig | str | os.PathLike, *,
     normalization = normalize(config, store, splits)
     store.set_mapping(normalization)
     details = record_details(config, store, splits, windows, normalization)
-    return window_data(
+    data = window_data(
         name=config.name,
         source=config.source or f"{config.name}: sequences from "
         + ", ".join(str(s.path) for s in sources),
         store=store, windows=windows, in_len=config.in_len, out_len=config.out_len,
         files=source_files(config, sources, roles), details=details,
     )
+    if config.thresholds is not None:  # skill scores at these values (bench.evaluation.skill)
+        data.scoring = {"thresholds": {"values": list(config.thresholds), "unit": "file units",
+                                       "source": f"'thresholds' in {config.name}'s TOML file"}}
+    return data
 
 
 def open_sources(config: SequenceFileConfig) -> tuple[list[SequenceSource], list[str | None]]:

@@ -23,6 +23,10 @@ Facts and their sources:
   nonlinear encoding of kg/m^2), the scale on which Earthformer's CSI thresholds (16, 74, 133,
   160, 181, 219) are set; ``normalization.data_units`` declares them, so the report shows RMSE
   and MAE in VIL levels beside the [0, 1] metrics.
+- Skill scores: CSI, POD, SUCR, BIAS and HSS at VIL levels 16, 74, 133, 160, 181 and 219 with
+  ``value >= threshold`` (the SEVIR challenge's ``src/evaluate_models.py``; Earthformer
+  ``cfg_sevir.yaml`` and ``metrics/skill_scores.py``), declared in ``scoring`` and scored by
+  bench.evaluation.skill; the same levels for sevir-128 (its pooled frames keep the units).
 - ``sevir-128``: frames average-pooled 3 x 3 to 128 x 128, as Earthformer downsamples SEVIR
   (``avg_pool2d``); same events, split and windows. A CPU-sized variant, not a published table.
 - Reading: h5py slices of one event's frames at a time; the catalog is read with pandas.
@@ -49,6 +53,9 @@ from .common import (
 IN_LEN, OUT_LEN, STRIDE = 13, 12, 12
 VIL_UNIT = "VIL level"
 TRAIN_VAL_DATE, TRAIN_TEST_DATE = "2019-01-01", "2019-06-01"
+THRESHOLDS = (16, 74, 133, 160, 181, 219)
+THRESHOLDS_SOURCE = ("VIL levels of the SEVIR nowcasting challenge (src/evaluate_models.py) and "
+                     "Earthformer (cfg_sevir.yaml, metrics/skill_scores.py), used by PredBench")
 LAYOUT = "DIR/sevir/CATALOG.csv and DIR/sevir/data/vil/YYYY/SEVIR_VIL_*.h5"
 GET_FROM = ("the AWS open data bucket s3://sevir (registry.opendata.aws/sevir): aws s3 cp "
             "--no-sign-request s3://sevir/CATALOG.csv DIR/sevir/ and aws s3 sync "
@@ -162,12 +169,15 @@ def sevir_dataset(name: str, pool: int, data_root, n_val, n_test):
         "source_files": listing(paths, root),
     }
     c, fh, fw = sources[0].frame_shape
-    return windowed_data(
+    data = windowed_data(
         name=name, source=f"SEVIR VIL ({root}): {len(vil)} events, {fh}x{fw}, {IN_LEN} -> "
                           f"{OUT_LEN} frames 5 min apart",
         sources=sources, windows=windows, in_len=IN_LEN, out_len=OUT_LEN,
         normalization=normalization, n_val=n_val, n_test=n_test,
         files={"catalog": catalog_path}, details=details)
+    data.scoring = {"thresholds": {"values": list(THRESHOLDS), "unit": VIL_UNIT,
+                                   "source": THRESHOLDS_SOURCE}}
+    return data
 
 
 @register_dataset("sevir", shape="1 x 384 x 384", frames=f"{IN_LEN} -> {OUT_LEN}",

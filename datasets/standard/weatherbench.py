@@ -26,6 +26,9 @@ Facts and their sources:
   the same whichever map the model was trained on: ``normalization.data_units`` declares K,
   and the report shows MSE/pixel (K^2), RMSE (K) and MAE/pixel (K), the units of OpenSTL's
   WeatherBench table. The training min, max, mean and std are recorded too.
+- Scores of the field: latitude-weighted RMSE and the anomaly correlation coefficient (ACC) in
+  Kelvin, per lead time (Rasp et al. 2020, eqs. 1-3; bench.evaluation.gridded), the weights from
+  the files' ``lat`` coordinate, the climatology the mean of the training hours per grid point.
 - Reading: ``xarray.open_dataset`` per file (lazy, h5netcdf engine); a window reads only its
   24 hours. Training statistics are computed once in chunks and cached in the cache dir.
 """
@@ -118,20 +121,23 @@ def _segments(arrays, split: str) -> list[tuple[int, int, int]]:
 
 
 def _train_stats(series: HourlySeries, key: str, cache_dir: Path) -> dict:
-    cache_file = cache_dir / f"weatherbench-stats-{key[:16]}.json"
+    cache_file = cache_dir / f"weatherbench-stats-v2-{key[:16]}.json"
     if cache_file.is_file():
         return json.loads(cache_file.read_text())
     low, high, total, squares, n = np.inf, -np.inf, 0.0, 0.0, 0
     length = series.lengths[0]
+    per_point = np.zeros(series.frame_shape, dtype=np.float64)
     for a in range(0, length, STATS_CHUNK):
         x = series.read(0, a, min(a + STATS_CHUNK, length)).astype(np.float64)
         if not np.isfinite(x).all():
             raise ValueError("weatherbench: NaN or infinite values in the training years")
         low, high = min(low, x.min()), max(high, x.max())
         total, squares, n = total + x.sum(), squares + (x * x).sum(), n + x.size
+        per_point += x.sum(axis=0)
     mean = total / n
     stats = {"min": float(low), "max": float(high), "mean": float(mean),
-             "std": float(np.sqrt(max(squares / n - mean * mean, 0.0))), "hours": length}
+             "std": float(np.sqrt(max(squares / n - mean * mean, 0.0))), "hours": length,
+             "climatology": (per_point / length).tolist()}
     cache_dir.mkdir(parents=True, exist_ok=True)
     write_text(cache_file, json.dumps(stats))
     return stats
@@ -186,8 +192,23 @@ def weatherbench(data_root: str | None = None, n_val: int | None = None,
                        "last hour and needs one more): H - 25 windows",
         "source_files": files_info,
     }
-    return windowed_data(
+    data = windowed_data(
         name="weatherbench", source=f"WeatherBench {VARIABLE_FOLDER} 5.625deg ({folder}), "
                                     f"{units}, hourly, {IN_LEN} -> {OUT_LEN}",
         sources=series, windows=windows, in_len=IN_LEN, out_len=OUT_LEN,
         normalization=normalization, n_val=n_val, n_test=n_test, files={}, details=details)
+    data.scoring = {"latitude_weighting": {
+        "latitudes": _latitudes(arrays[0]), "climatology": np.asarray(stats["climatology"]),
+        "climatology_rule": "the mean of every training hour (2010-2015) per grid point",
+        "unit": units, "source": "Rasp et al. 2020, WeatherBench, eqs. 1-3: cos(latitude) "
+                                 "weights normalised to mean 1"}}
+    return data
+
+
+def _latitudes(array) -> list[float]:
+    """The latitude of each grid row, in degrees (the file's ``lat`` or ``latitude`` coordinate)."""
+    for name in ("lat", "latitude"):
+        if name in array.coords:
+            return [float(v) for v in array[name].values]
+    raise ValueError(f"weatherbench: the variable {array.name!r} has no lat/latitude coordinate "
+                     f"(coordinates: {list(array.coords)}); latitude weighting needs one")
