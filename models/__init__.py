@@ -8,6 +8,7 @@ from .registry import (
     list_models,
     parameter_count,
     register_model,
+    unavailable,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "list_models",
     "parameter_count",
     "register_model",
+    "unavailable",
 ]

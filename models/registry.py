@@ -10,6 +10,7 @@ import difflib
 import fnmatch
 import importlib
 import importlib.metadata
+import importlib.util
 import pkgutil
 import traceback
 import warnings
@@ -37,6 +38,10 @@ class ModelSpec:
     # The constructor argument that sets the model's width (``--match`` scales it); None: the
     # model cannot be scaled and runs at its own size.
     width_arg: str | None = None
+    # Optional packages the model needs (import names) and the command that installs them; a
+    # model whose packages are missing is listed as unavailable and refused before any training.
+    requires: tuple[str, ...] = ()
+    install: str = ""
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -44,11 +49,13 @@ _discovered = False
 
 
 def register_model(name: str, *, family: str, paper: str, preset_args: dict | None = None,
-                   width_arg: str | None = None):
+                   width_arg: str | None = None, requires: tuple[str, ...] = (),
+                   install: str = ""):
     """Decorator: register ``build(**config) -> nn.Module`` under ``name``.
 
     ``preset_args`` maps a preset name to constructor arguments that scale the model down for it;
-    ``width_arg`` names the integer argument that sets its width (for ``--match``).
+    ``width_arg`` names the integer argument that sets its width (for ``--match``);
+    ``requires`` names optional packages it imports (``install``: the command that adds them).
     """
 
     def decorate(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -58,7 +65,7 @@ def register_model(name: str, *, family: str, paper: str, preset_args: dict | No
                 f"model name {name!r} is registered twice: by {existing.module} and {build.__module__}"
             )
         _REGISTRY[name] = ModelSpec(name, family, paper, build, build.__module__,
-                                    dict(preset_args or {}), width_arg)
+                                    dict(preset_args or {}), width_arg, tuple(requires), install)
         return build
 
     return decorate
@@ -123,6 +130,16 @@ def get_spec(name: str) -> ModelSpec:
     if name not in _REGISTRY:
         raise UnknownModelError(_unknown_message(name))
     return _REGISTRY[name]
+
+
+def unavailable(name: str) -> str | None:
+    """Why ``name`` cannot run here (its optional packages are missing, and how to install
+    them), or None when it can."""
+    spec = get_spec(name)
+    missing = [m for m in spec.requires if importlib.util.find_spec(m) is None]
+    if not missing:
+        return None
+    return f"needs {', '.join(missing)}: {spec.install or 'pip install ' + ' '.join(missing)}"
 
 
 def create_model(name: str, **config) -> nn.Module:

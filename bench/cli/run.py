@@ -120,7 +120,10 @@ def list_models_table(fmt: str, preset: Preset | None = None) -> str:
     for name in models.list_models():
         spec = models.get_spec(name)
         params = models.parameter_count(name)  # on the meta device: nothing is allocated
-        rows.append({"name": name, "family": spec.family, "params": params, "paper": spec.paper})
+        missing = models.unavailable(name)
+        rows.append({"name": name, "family": spec.family, "params": params,
+                     "paper": spec.paper + (f" [unavailable: {missing}]" if missing else ""),
+                     "available": missing is None})
     if preset is not None and preset.recipes is not None:
         return recipes_listing(rows, preset, fmt)
     if fmt == "json":
@@ -173,6 +176,9 @@ def make_request(args: argparse.Namespace) -> RunRequest:
     if args.data_root is not None and not Path(args.data_root).is_dir():
         raise ValueError(f"--data-root {args.data_root!r} is not a folder")
     names = models.list_models(model_patterns(args.models))
+    missing = {n: why for n in names if (why := models.unavailable(n))}
+    if missing:  # before any training, like a tracker that is not installed
+        raise ValueError("; ".join(f"model {n!r} {why}" for n, why in missing.items()))
     if args.budget is not None:
         check_budget_schedule(preset, names)
     return RunRequest(

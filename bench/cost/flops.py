@@ -30,7 +30,15 @@ class _Rollout(torch.nn.Module):
 
 @torch.no_grad()
 def rollout_macs(model, shape: tuple[int, int, int], in_len: int, out_len: int) -> dict:
-    """Counts for one whole test rollout (``in_len`` frames in, ``out_len`` out) at batch 1."""
+    """Counts for one whole test rollout (``in_len`` frames in, ``out_len`` out) at batch 1.
+
+    A model that computes outside torch (``counts_operations = False``, e.g. optical_flow's
+    NumPy/OpenCV) cannot be counted by either tool: its counts are None, with the reason."""
+    if getattr(model, "counts_operations", True) is False:
+        return {"gmacs_fvcore": None, "gmacs_torch": None, "gmacs_fvcore_per_frame": None,
+                "gmacs_torch_per_frame": None,
+                "gmacs_not_counted": f"{type(model).__name__} computes outside torch "
+                                     "(fvcore and PyTorch's counter see none of its work)"}
     rollout = _Rollout(copy.deepcopy(model).cpu().eval(), in_len, out_len)
     frames = torch.rand(1, in_len, *shape)
     analysis = FlopCountAnalysis(rollout, (frames,))

@@ -46,7 +46,8 @@ def profile_model(model, data, cfg: TrainConfig, device: torch.device, batch_siz
                              data.in_len, data.out_len))
     cost.update(measure_speed(model, data, cfg, device, batch_size, repeats, log))
     peak = cost["peak_tflops"] * 1e12
-    cost["infer_efficiency"] = 2 * cost["gmacs_torch"] * 1e9 * cost["infer_seq_s"] / peak
+    cost["infer_efficiency"] = (None if cost["gmacs_torch"] is None
+                                else 2 * cost["gmacs_torch"] * 1e9 * cost["infer_seq_s"] / peak)
     if "train_seq_s" in cost:
         cost["train_efficiency"] = cost["train_flops_per_seq"] * cost["train_seq_s"] / peak
     return cost
