@@ -68,6 +68,9 @@ def test_without_pysteps_it_is_listed_unavailable_and_refused_before_training(
     err = capsys.readouterr().err
     assert code == 2 and "model 'optical_flow' needs pysteps: pip install pysteps" in err
     assert not (tmp_path / "out").exists()  # nothing ran
+    assert main(["evaluate", "--models", "optical_flow", "--from-preset", "smoke", "--dataset",
+                 "mmnist3", "--out", str(tmp_path / "out")]) == 2  # nor evaluates
+    assert "model 'optical_flow' needs pysteps" in capsys.readouterr().err
 
 
 def test_a_smoke_run_evaluates_it_like_persistence(tmp_path):
@@ -84,3 +87,26 @@ def test_a_smoke_run_evaluates_it_like_persistence(tmp_path):
     assert flow["cost"]["infer_seq_s"] > 0
     assert flow["metrics"]["headline"]["mse"] < records["persistence"]["metrics"]["headline"]["mse"]
     assert "optical_flow" in (out / "blobs/smoke/summary.md").read_text()
+
+
+def test_match_flops_runs_it_at_its_own_size_and_refuses_it_as_the_reference(tmp_path, capsys):
+    """No FLOP counter sees its NumPy work: sized by FLOPs it is 'not counted', never 0, and as
+    the reference of --match flops it is a clear error before any training."""
+    from bench.cost.match import match_width, rollout_flops
+    from bench.report.compute import matched_table
+
+    assert rollout_flops("optical_flow", {"height": 32, "width": 32}, 10, 10) is None
+    info = match_width("optical_flow", {"height": 32, "width": 32}, 1e6, "flops", 10, 10)
+    assert not info["scalable"] and info["achieved"] is None
+    assert "no FLOP counter sees its work" in info["note"]
+    params = match_width("optical_flow", {}, 1e6, "params", 10, 10)
+    assert params["achieved"] == 0.0 and "declares no width argument" in params["note"]
+    record = {"model": "optical_flow", "status": "ok", "match": info, "seed": 0,
+              "metrics": {"headline": {"mse": 1.0}}}
+    row = matched_table([record]).iloc[0]
+    assert row["achieved"] == "not counted" and row["vs target"] == ""
+    code = main(["--models", "optical_flow", "convlstm", "--preset", "smoke", "--match",
+                 "flops=optical_flow", "--out", str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "'optical_flow' computes outside torch" in err, err
+    assert "--match params=optical_flow" in err and not (tmp_path / "out").exists()

@@ -5,6 +5,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import models
+
 
 def model_patterns(names: list[str]) -> list[str]:
     """``--models a,b`` is one (unknown) name: say that names are space-separated."""
@@ -13,6 +15,15 @@ def model_patterns(names: list[str]) -> list[str]:
         raise ValueError(f"--models takes space-separated names, not a comma-separated list: got "
                          f"{' '.join(names)!r}; use: --models {' '.join(split)}")
     return names
+
+
+def check_available(names: list[str]) -> None:
+    """Every model in ``names`` can run here: one error naming each whose optional packages are
+    missing, with the command that installs them (models.unavailable); before any work."""
+    missing = {name: why for name in names if (why := models.unavailable(name))}
+    if missing:
+        raise ValueError("; ".join(f"model {name!r} {why}" for name, why in missing.items())
+                         + " (or leave it out of --models)")
 
 
 def check_dataset_config(path: str) -> None:

@@ -14,7 +14,7 @@ from ..grid.request import EvaluationRequest
 from ..grid.trained import find_cells
 from ..runtime.device import resolve_device
 from ..store import ResultsStore
-from .checks import check_dataset_config, check_writable, model_patterns
+from .checks import check_available, check_dataset_config, check_writable, model_patterns
 from .options import Parser, add_option
 
 
@@ -67,8 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
 def make_request(args: argparse.Namespace) -> EvaluationRequest:
     """The parsed options as a request (the device resolved, the model patterns expanded)."""
     device = resolve_device(args.device)
+    names = models.list_models(model_patterns(args.models))
+    check_available(names)
     return EvaluationRequest(
-        models=models.list_models(model_patterns(args.models)), seeds=args.seeds,
+        models=names, seeds=args.seeds,
         dataset=args.dataset, device=device, out=args.out,
         from_dataset=args.from_dataset, from_preset=args.from_preset, from_hash=args.from_hash,
         preset=args.preset, in_len=args.in_len, out_len=args.out_len, data_root=args.data_root,

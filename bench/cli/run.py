@@ -32,7 +32,7 @@ from ..store import ResultsStore
 from ..track.registry import TRACKERS, check_installed
 from ..train.budget import parse_budget
 from ..train.signals import exit_code, sigterm_as_ctrl_c, stopped_by
-from .checks import check_dataset_config, check_writable, model_patterns
+from .checks import check_available, check_dataset_config, check_writable, model_patterns
 from .launch_options import add_launch_options
 from .options import Parser, add_option
 from .recipes import recipes_listing
@@ -176,9 +176,7 @@ def make_request(args: argparse.Namespace) -> RunRequest:
     if args.data_root is not None and not Path(args.data_root).is_dir():
         raise ValueError(f"--data-root {args.data_root!r} is not a folder")
     names = models.list_models(model_patterns(args.models))
-    missing = {n: why for n in names if (why := models.unavailable(n))}
-    if missing:  # before any training, like a tracker that is not installed
-        raise ValueError("; ".join(f"model {n!r} {why}" for n, why in missing.items()))
+    check_available(names)  # before any training, like a tracker that is not installed
     if args.budget is not None:
         check_budget_schedule(preset, names)
     return RunRequest(

@@ -8,7 +8,8 @@ device too where the model allows it. Both counts grow with the width, so the se
 width until the count reaches the target, then bisects for the first width that does, and keeps
 whichever of it and the width below is closer. A width the model rejects (e.g. a channel count a
 GroupNorm cannot split) is skipped for the next one it accepts. A model without a width argument
-runs at its own size and its record says so.
+runs at its own size and its record says so, as does a model whose work no FLOP counter sees
+(``counts_operations = False``, e.g. optical_flow): its achieved FLOPs are None, not 0.
 """
 from __future__ import annotations
 
@@ -59,8 +60,9 @@ def parse_match(text: str) -> MatchTarget:
     return MatchTarget(kind, value)
 
 
-def rollout_flops(name: str, config: dict, in_len: int, out_len: int) -> float:
-    """FLOPs (2 per multiply-add) of one test rollout at batch 1, PyTorch's flop counter."""
+def rollout_flops(name: str, config: dict, in_len: int, out_len: int) -> float | None:
+    """FLOPs (2 per multiply-add) of one test rollout at batch 1, PyTorch's flop counter; None
+    for a model that computes outside torch (``counts_operations = False``)."""
     shape = (1, in_len, config.get("channels", 1), config.get("height", 64),
              config.get("width", 64))
     for device in ("meta", "cpu"):  # meta: no memory, no arithmetic; some models need values
@@ -68,6 +70,8 @@ def rollout_flops(name: str, config: dict, in_len: int, out_len: int) -> float:
             with torch.device(device):
                 model = models.create_model(name, **config).eval()
                 frames = torch.rand(shape)
+            if getattr(model, "counts_operations", True) is False:
+                return None  # no counter sees its work: not a count of 0
             with torch.no_grad(), FlopCounterMode(display=False) as counter:
                 model(frames, in_len, out_len)
             return float(counter.get_total_flops())
@@ -77,7 +81,18 @@ def rollout_flops(name: str, config: dict, in_len: int, out_len: int) -> float:
     raise AssertionError("unreachable")
 
 
-def size(by: str, name: str, config: dict, in_len: int, out_len: int) -> float:
+def counts_operations(name: str, config: dict) -> bool:
+    """False for a model whose forward leaves torch (``counts_operations = False``), read from
+    the model built on the meta device."""
+    try:
+        with torch.device("meta"):
+            model = models.create_model(name, **config)
+    except Exception:  # a model that needs values to be built computes in torch
+        return True
+    return getattr(model, "counts_operations", True) is not False
+
+
+def size(by: str, name: str, config: dict, in_len: int, out_len: int) -> float | None:
     if by == "params":
         return float(models.parameter_count(name, **config))
     return rollout_flops(name, config, in_len, out_len)
@@ -88,6 +103,10 @@ def match_width(name: str, config: dict, target: float, by: str, in_len: int,
     """The width of ``name`` whose size is closest to ``target``; a record-ready dict."""
     spec = models.get_spec(name)
     arg = spec.width_arg
+    if by == "flops" and not counts_operations(name, config):
+        return {"by": by, "target": target, "scalable": False, "width_arg": arg, "achieved": None,
+                "note": f"model {name!r} computes outside torch: no FLOP counter sees its work, "
+                        "so it cannot be sized by FLOPs; it runs at its own size"}
     if arg is None or not isinstance(config.get(arg), int):
         return {"by": by, "target": target, "scalable": False, "width_arg": arg,
                 "achieved": size(by, name, config, in_len, out_len),

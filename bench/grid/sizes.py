@@ -21,6 +21,10 @@ def match_target(request: RunRequest, data) -> float:
     preset = request.preset.for_model(target.model)
     value = size(target.by, target.model, model_config(target.model, preset, data, own),
                  data.in_len, data.out_len)
+    if value is None:
+        raise ValueError(f"--match {str(target)!r}: {target.model!r} computes outside torch, so "
+                         "its FLOPs are not counted; accepted: a model whose FLOPs are counted, "
+                         f"--match params={target.model}, or a number")
     if value <= 0:
         raise ValueError(f"--match {str(target)!r}: {target.model!r} has no {target.by} to match (it "
                          "counts 0); accepted: a model with parameters, or a number")
@@ -42,5 +46,6 @@ def match_sizes(request: RunRequest, data, log=print) -> dict[str, dict]:
             log(f"   {name}: {info['width_arg']} {info['default_width']} -> {info['width']}, "
                 f"{info['achieved']:,.0f} ({info['relative_error']:+.1%})")
         else:
-            log(f"   {name}: {info['note']} ({info['achieved']:,.0f})")
+            achieved = "not counted" if info["achieved"] is None else f"{info['achieved']:,.0f}"
+            log(f"   {name}: {info['note']} ({achieved})")
     return matched

@@ -132,8 +132,10 @@ def matched_table(records: list[dict]) -> pd.DataFrame:
                                        f"({info.get('target_from', 'number')})",
             "width": (f"{info['width_arg']} {info['default_width']} -> {info['width']}"
                       if info["scalable"] else "not scalable: runs at its own size"),
-            "achieved": f"{info['achieved']:,.0f}",
-            "vs target": f"{info['achieved'] / info['target'] - 1:+.1%}",
+            "achieved": ("not counted" if info["achieved"] is None
+                         else f"{info['achieved']:,.0f}"),
+            "vs target": ("" if info["achieved"] is None
+                          else f"{info['achieved'] / info['target'] - 1:+.1%}"),
             "test MSE": (f"{np.mean(ok):.2f}" + (f" ± {np.std(ok, ddof=1):.2f}"
                                                  if len(ok) > 1 else "")) if ok else "failed",
         })

@@ -72,8 +72,8 @@ def comparison_note(reference: str | None, seeds_tested: bool) -> str:
             f"clips ({statistics.RESAMPLES:,} paired resamples, seed {statistics.SEED}). With "
             "several seeds each clip's difference is taken within a seed and averaged over seeds, "
             "so the interval covers the choice of test clips, not the spread of training runs. "
-            "Models without trainable parameters (persistence, blank, mean) do not depend on the "
-            "seed and are paired with every seed.")
+            "Models without trainable parameters (persistence, blank, mean, optical_flow) do not "
+            "depend on the seed and are paired with every seed.")
     if seeds_tested:
         note += (f" p vs {reference} (seeds): two-sided paired t-test of test MSE over the seeds "
                  f"both ran, for trained models with {statistics.MIN_SEEDS_FOR_TEST} or more "

@@ -9,8 +9,8 @@ unpaired interval would carry. With several seeds, each clip's difference is tak
 ran; the clips of that average are resampled. That interval covers the test-set sampling of the
 seed-averaged difference, not the spread of training runs: with 3 or more seeds a t-test over
 seeds says whether the difference holds beyond the seeds run. A model without trainable
-parameters (persistence, blank, mean) gives the same predictions whatever the seed: it is paired
-with every seed of the other model, and never tested over seeds.
+parameters (persistence, blank, mean, optical_flow) gives the same predictions whatever the seed:
+it is paired with every seed of the other model, and never tested over seeds.
 """
 from __future__ import annotations
 
