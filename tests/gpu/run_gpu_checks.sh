@@ -12,7 +12,13 @@
 #   4. the CUDA tests (tests/test_cuda.py: the captured step against eager among them);
 #   5. a 2-rank torchrun smoke run when the machine has two GPUs.
 # Everything printed goes to $OUT/gpu_checks_<device>.txt (default OUT: results/gpu/).
+# Packages the machine's image lacks travel as wheels: `bash tests/gpu/make_wheels.sh` here, then
+# the device call carries .whl and runs `bash tests/gpu/run_gpu_checks.sh`, which installs them.
 set -u
+if ls .whl/*.whl >/dev/null 2>&1; then
+  ${PYTHON:-python3} -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+      --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
 OUT=${OUT:-results/gpu}
 mkdir -p "$OUT/profiles"
 export PYTHONUNBUFFERED=1
