@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
+import models
 from bench.cli.main import main
 from bench.runtime import distributed
 from bench.train.loop import Trainer
+from tests.test_standard_datasets import root  # noqa: F401  (the real-layout files fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ROOT / "tests" / "_fast_run_bench.py"
@@ -297,3 +299,51 @@ def test_one_process_is_untouched():
     assert distributed.world_size() == 1 and distributed.is_main()
     assert distributed.loss_scale("mse+l1") == 1
     assert distributed.wrap(torch.nn.Linear(2, 2), torch.device("cpu")).__class__ is torch.nn.Linear
+
+
+@pytest.mark.parametrize("dataset, key", [("sevir-128", "skill"),
+                                          ("weatherbench", "latitude_weighted")])
+def test_the_fields_scores_under_two_ranks_equal_one_process(root, tmp_path, dataset, key):  # noqa: F811
+    """Each rank counts its shard of the test clips; the counts (skill) and sums (latitude
+    weighting) are all-reduced, so two ranks record what one process does."""
+    extra = ["--models", "persistence", "--dataset", dataset, "--data-root", str(root)]
+    runs = {n: launch(tmp_path / str(n), tmp_path / "cache", *extra)
+            for n, launch in ((1, one_process_run), (2, torchrun))}
+    found = {}
+    for n, run in runs.items():
+        assert run.returncode == 0, run.stderr[-3000:]
+        (path,) = (tmp_path / str(n)).rglob("records.jsonl")
+        (record,) = [json.loads(line) for line in path.read_text().splitlines()]
+        found[n] = record
+    assert found[2]["distributed"]["world_size"] == 2
+    one, two = found[1]["metrics"][key], found[2]["metrics"][key]
+    if key == "skill":  # integer counts: exactly the same
+        assert two["counts"] == one["counts"] and two["headline"] == one["headline"]
+    else:
+        for name, values in one["sums"].items():
+            assert two["sums"][name] == pytest.approx(values, rel=1e-6), name
+        assert two["headline"] == pytest.approx(one["headline"], rel=1e-6)
+    assert len(found[2]["metrics"]["per_clip"]["mse"]) >= 2  # both ranks had clips to count
+
+
+def test_a_rank_without_test_clips_still_gives_its_field_scores_zero_counts(two_ranks):
+    """More ranks than test clips: the rank with none updates its scorers with an empty batch,
+    so it takes part in their all-reduce with zeros instead of failing (or hanging the other)."""
+    from bench.evaluation.gridded import LatitudeWeighted
+    from bench.evaluation.loop import evaluate
+    from bench.evaluation.skill import ThresholdCounts
+
+    clips = [torch.rand(4, 1, 8, 8)]  # one clip of 2 input and 2 predicted frames
+    persistence = models.create_model("persistence")
+    counted = []
+    for r in (0, 1):
+        two_ranks(r)
+        scorers = {"skill": ThresholdCounts([0.5], [1.0], [0.0], "unit", "test"),
+                   "latitude_weighted": LatitudeWeighted([-45.0] * 4 + [45.0] * 4,
+                                                         torch.zeros(1, 8, 8), [1.0], [0.0], "K",
+                                                         "zero", "test")}
+        result = evaluate(persistence, clips, 2, 2, torch.device("cpu"), scorers=scorers)
+        counts = result["skill"]["counts"]["1"]
+        pixels = sum(sum(row) for name in counts for row in counts[name])  # 2 frames of 64
+        counted.append((pixels, result["latitude_weighted"]["sums"]["forecasts"]))
+    assert sorted(counted) == [(0, [0, 0]), (128, [1, 1])]

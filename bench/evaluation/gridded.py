@@ -65,7 +65,7 @@ class LatitudeWeighted:
         rmse = ((f - t).square() * w).mean(dim=(2, 3, 4)).sqrt()  # [B, T]: one per forecast
         fa, ta = f - clim, t - clim
         dims = (0, 2, 3, 4)
-        sums = torch.stack([rmse.sum(0), torch.full_like(rmse[0], rmse.shape[0]),
+        sums = torch.stack([rmse.sum(0), rmse.new_full(rmse.shape[1:], rmse.shape[0]),  # any B
                             (w * fa * ta).sum(dims), (w * fa * fa).sum(dims),
                             (w * ta * ta).sum(dims)])
         if self._sums is not None and self._sums.shape != sums.shape:

@@ -61,10 +61,8 @@ def contingency(pred: torch.Tensor, target: torch.Tensor, thresholds, pool: int 
     if pred.shape != target.shape or pred.dim() != 5:
         raise ValueError(f"pred and target must both be [B, T, C, H, W]; got {tuple(pred.shape)} "
                          f"and {tuple(target.shape)}")
-    b, t, c, h, w = pred.shape
     if pool > 1:
-        pred, target = (F.max_pool2d(x.reshape(b * t * c, 1, h, w), pool, pool, ceil_mode=True)
-                        .reshape(b, t, c, -1) for x in (pred, target))
+        pred, target = _max_pool(pred, pool), _max_pool(target, pool)
     out = []
     for threshold in thresholds:  # one threshold at a time: a [B, T, C, H, W, K] mask is large
         p, y = pred >= threshold - tolerance, target >= threshold - tolerance
@@ -72,6 +70,14 @@ def contingency(pred: torch.Tensor, target: torch.Tensor, thresholds, pool: int 
         out.append(torch.stack([(p & y).sum(dims), (~p & y).sum(dims), (p & ~y).sum(dims),
                                 (~p & ~y).sum(dims)], dim=-1))
     return torch.stack(out, dim=1)
+
+
+def _max_pool(x: torch.Tensor, pool: int) -> torch.Tensor:
+    """``[B, T, C, H, W]`` max-pooled by ``pool`` (ceil mode) as ``[B, T, C, pixels]``; an empty
+    batch (a rank without test clips) stays empty."""
+    b, t, c, h, w = x.shape
+    pooled = F.max_pool2d(x.reshape(b * t * c, 1, h, w), pool, pool, ceil_mode=True)
+    return pooled.reshape(b, t, c, pooled.shape[-2] * pooled.shape[-1])
 
 
 class ThresholdCounts:
