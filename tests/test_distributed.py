@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -292,6 +293,7 @@ def test_eval_shards_partition_the_clips_in_order(two_ranks, n):
         two_ranks(r)
         shards.append(list(distributed.shard(clips)))
     assert shards[0] + shards[1] == clips and abs(len(shards[0]) - len(shards[1])) <= 1
+    assert shards[0] or not clips  # rank 0 keeps the example clips: its part is never empty
 
 
 def test_one_process_is_untouched():
@@ -301,13 +303,30 @@ def test_one_process_is_untouched():
     assert distributed.wrap(torch.nn.Linear(2, 2), torch.device("cpu")).__class__ is torch.nn.Linear
 
 
-@pytest.mark.parametrize("dataset, key", [("sevir-128", "skill"),
-                                          ("weatherbench", "latitude_weighted")])
-def test_the_fields_scores_under_two_ranks_equal_one_process(root, tmp_path, dataset, key):  # noqa: F811
+def one_test_window(folder: Path) -> list[str]:
+    """An own file dataset with thresholds whose test split is one window: fewer test clips than
+    ranks."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 4), ("val", 1), ("test", 1)):
+        np.save(folder / f"{split}.npy", (rng.random((n, 6, 1, 16, 16)) * 60).astype(np.float32))
+    toml = folder / "radar.toml"
+    toml.write_text('name = "radar"\nin_len = 4\nout_len = 2\nthresholds = [20, 35]\n'
+                    '[paths]\ntrain = "train.npy"\nval = "val.npy"\ntest = "test.npy"\n'
+                    '[normalize]\nmode = "range"\nrange = [0, 60]\n')
+    return ["--dataset-config", str(toml)]
+
+
+@pytest.mark.parametrize("dataset, key, clips", [("sevir-128", "skill", 2),
+                                                 ("weatherbench", "latitude_weighted", 2),
+                                                 (one_test_window, "skill", 1)])
+def test_the_fields_scores_under_two_ranks_equal_one_process(root, tmp_path, dataset, key,  # noqa: F811
+                                                             clips):
     """Each rank counts its shard of the test clips; the counts (skill) and sums (latitude
-    weighting) are all-reduced, so two ranks record what one process does."""
-    extra = ["--models", "persistence", "--dataset", dataset, "--data-root", str(root)]
-    runs = {n: launch(tmp_path / str(n), tmp_path / "cache", *extra)
+    weighting) are all-reduced, so two ranks record what one process does, also when one rank
+    has no test clip."""
+    data = dataset(tmp_path) if callable(dataset) else ["--dataset", dataset, "--data-root",
+                                                        str(root)]
+    runs = {n: launch(tmp_path / str(n), tmp_path / "cache", "--models", "persistence", *data)
             for n, launch in ((1, one_process_run), (2, torchrun))}
     found = {}
     for n, run in runs.items():
@@ -323,7 +342,7 @@ def test_the_fields_scores_under_two_ranks_equal_one_process(root, tmp_path, dat
         for name, values in one["sums"].items():
             assert two["sums"][name] == pytest.approx(values, rel=1e-6), name
         assert two["headline"] == pytest.approx(one["headline"], rel=1e-6)
-    assert len(found[2]["metrics"]["per_clip"]["mse"]) >= 2  # both ranks had clips to count
+    assert len(found[2]["metrics"]["per_clip"]["mse"]) >= clips
 
 
 def test_a_rank_without_test_clips_still_gives_its_field_scores_zero_counts(two_ranks):

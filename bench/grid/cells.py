@@ -150,10 +150,11 @@ def train_and_test(name, seed, model, request: RunRequest, data, folder: Path, t
         applied = apply_fast_paths(model, cfg)
     model.to(request.device)
     result = _test(model, request, data, lpips)
-    examples, clips = folder / "examples", result.pop("examples")
+    # rank 0's shard starts at the first test clip; a rank whose shard is empty has no examples
+    examples, clips = folder / "examples", result.pop("examples", None)
     if tracker is not None:
         tracker.tested(result, clips, cost)
-    if distributed.is_main():  # rank 0's shard starts at the first test clip
+    if distributed.is_main() and clips is not None:
         with atomic.atomic_open(examples / f"{name}__seed{seed}.npz") as handle:
             np.savez_compressed(handle, **clips)
     return {"metrics": result, "train": training, "fast_paths": applied}

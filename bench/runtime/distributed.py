@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import itertools
 import os
 import time
 from collections.abc import Callable
@@ -280,13 +281,19 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return DistributedDataParallel(model, device_ids=ids)
 
 
+def shard_starts(total: int, world: int) -> list[int]:
+    """Where each rank's part of ``total`` clips starts, and the end: sizes that differ by at
+    most one, the larger ones first, so rank 0's part is never empty while there is a clip."""
+    return [-(-total * r // world) for r in range(world + 1)]
+
+
 def shard(clips: Dataset) -> Dataset:
-    """This rank's contiguous part of ``clips``; the sizes differ by at most one, and rank 0's
-    part starts at the first clip (so example clips are the same as one process's)."""
+    """This rank's contiguous part of ``clips`` (:func:`shard_starts`); rank 0's part starts at
+    the first clip (so example clips are the same as one process's)."""
     if not is_distributed():
         return clips
-    n, world, r = len(clips), world_size(), rank()
-    return Subset(clips, range(n * r // world, n * (r + 1) // world))
+    starts, r = shard_starts(len(clips), world_size()), rank()
+    return Subset(clips, range(starts[r], starts[r + 1]))
 
 
 def gather_shards(values: torch.Tensor, total: int) -> torch.Tensor:
@@ -296,7 +303,8 @@ def gather_shards(values: torch.Tensor, total: int) -> torch.Tensor:
     if not is_distributed():
         return values
     world = world_size()
-    sizes = [total * (r + 1) // world - total * r // world for r in range(world)]
+    starts = shard_starts(total, world)
+    sizes = [end - start for start, end in itertools.pairwise(starts)]
     if values.shape[0] != sizes[rank()]:
         raise ValueError(f"rank {rank()} has {values.shape[0]} rows; its shard of {total} "
                          f"clips has {sizes[rank()]}")
