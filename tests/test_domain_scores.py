@@ -80,3 +80,34 @@ def test_own_files_declare_thresholds_in_their_units(tmp_path):
 def test_bad_thresholds_in_a_dataset_file_are_one_clear_error(tmp_path, bad):
     with pytest.raises(ValueError, match="thresholds must be a non-empty list"):
         SequenceFileConfig(name="radar", path="radar.npy", thresholds=bad)
+
+
+def test_the_threshold_tables_means_are_the_records_over_reached_thresholds(tmp_path):
+    """POD-M, SUCR-M and BIAS-M in the report are the records' (thresholds the target reaches),
+    not means over every threshold: false alarms at thresholds no target reaches stay out."""
+    import torch
+
+    from bench.evaluation.skill import ThresholdCounts
+    from bench.report.domain import write_domain_scores
+
+    target = torch.tensor([20.0, 80.0, 0.0, 0.0]).reshape(1, 1, 1, 2, 2) / 255
+    pred = torch.tensor([230.0, 230.0, 0.0, 0.0]).reshape(1, 1, 1, 2, 2) / 255
+    counts = ThresholdCounts([16, 74, 133, 219], [255.0], [0.0], "level", "test", pools=(1,))
+    counts.update(pred, target)
+    skill = counts.result()
+    assert skill["headline"]["sucr_m"] == pytest.approx(0.75)  # (1 + 0.5) / 2: 16 and 74 only
+    record = {"model": "m", "seed": 0, "status": "ok", "metrics": {"skill": skill}}
+    lines, _ = write_domain_scores(tmp_path, [record], {}, "", {})
+    row = next(line for line in lines[0].splitlines() if line.startswith("| m "))
+    assert row.split("|")[-3].strip() == "0.750", lines[0]  # SUCR-M; over all four: 0.375
+
+
+def test_scores_declared_without_a_normalization_record_are_refused():
+    from types import SimpleNamespace
+
+    from bench.evaluation.domain import dataset_scorers
+
+    data = SimpleNamespace(name="radar", details={}, scoring={"thresholds": {
+        "values": [16], "unit": "level", "source": "test"}})
+    with pytest.raises(ValueError, match="'radar' declares scores in its units \\(thresholds\\)"):
+        dataset_scorers(data)

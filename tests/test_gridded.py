@@ -94,3 +94,16 @@ def test_bad_latitudes_are_refused(lats, message):
 def test_a_climatology_of_the_wrong_shape_is_refused():
     with pytest.raises(ValueError, match=r"\[C, H, W\] with H = 8"):
         scorer(np.zeros((1, 4, 16)))
+    with pytest.raises(ValueError, match="take one variable \\(C = 1\\); got C = 2"):
+        scorer(np.zeros((2, 8, 16)))  # two variables would be pooled into one RMSE
+
+
+def test_scores_without_forecasts_are_null_not_nan():
+    from bench.evaluation.gridded import weighted_scores
+
+    empty = weighted_scores({name: [0.0, 0.0] for name in ("rmse_sum", "forecasts",
+                                                           "anomaly_product",
+                                                           "forecast_anomaly_sq",
+                                                           "target_anomaly_sq")})
+    assert empty["per_lead"] == {"rmse": [None, None], "acc": [None, None]}
+    assert empty["headline"] == {"rmse": None, "acc": None}

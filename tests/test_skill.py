@@ -111,6 +111,11 @@ def test_counts_of_two_halves_add_up_to_the_whole():
                         skill(pred[4:], target[4:], [30, 120, 200], pools=(1, 4)))
     assert halves["counts"] == whole["counts"]
     assert halves["headline"] == whole["headline"] and halves["per_lead"] == whole["per_lead"]
+    other_unit = {**whole, "unit": "dBZ"}
+    with pytest.raises(ValueError, match="differ in unit; they cannot be added"):
+        add_counts(whole, other_unit)
+    with pytest.raises(ValueError, match="differ in thresholds, pools"):
+        add_counts(whole, skill(pred, target, [30, 120], pools=(1,)))
 
 
 def test_thresholds_that_the_target_never_reaches_are_left_out_of_the_means():

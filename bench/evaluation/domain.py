@@ -22,7 +22,11 @@ def dataset_scorers(data) -> dict:
     if not scoring:
         return {}
     normalization = (data.details or {}).get("normalization") or {}
-    scale, offset = normalization.get("scale", [1.0]), normalization.get("offset", [0.0])
+    if "scale" not in normalization or "offset" not in normalization:
+        raise ValueError(f"dataset {getattr(data, 'name', '?')!r} declares scores in its units "
+                         f"({', '.join(scoring)}) but its details hold no normalization with "
+                         "scale and offset: thresholds and errors could not be put in units")
+    scale, offset = normalization["scale"], normalization["offset"]
     scorers = {}
     if "thresholds" in scoring:
         spec = scoring["thresholds"]

@@ -4,9 +4,9 @@ Definitions (Rasp et al., WeatherBench, JAMES 2020, section 3.3 and eqs. 1-3; do
 
 - Weights ``L(j) = cos(lat_j) / mean_j cos(lat_j)``: the cosine of each row's latitude,
   normalised to mean 1 over the latitudes.
-- RMSE: for each forecast (one clip at one lead time) ``sqrt(mean_{c,j,k} L(j) (f - t)^2)`` over
-  the grid, then averaged over forecasts: per lead time over the test clips, and the headline
-  over every clip and lead time (the mean of the per-lead values).
+- RMSE: for each forecast (one clip at one lead time) ``sqrt(mean_{j,k} L(j) (f - t)^2)`` over
+  the grid (one variable: C = 1), then averaged over forecasts: per lead time over the test
+  clips, and the headline over every clip and lead time (the mean of the per-lead values).
 - ACC: anomalies against a climatology ``C`` (``f' = f - C``, ``t' = t - C``; here the mean of
   the TRAINING years per grid point, given by the dataset), then per lead time
   ``sum L f' t' / sqrt(sum L f'^2 * sum L t'^2)`` with the sums over clips and grid points;
@@ -50,6 +50,9 @@ class LatitudeWeighted:
         if self.climatology.dim() != 3 or self.climatology.shape[1] != len(self.weights):
             raise ValueError(f"climatology must be [C, H, W] with H = {len(self.weights)} "
                              f"latitudes; got {tuple(self.climatology.shape)}")
+        if self.climatology.shape[0] != 1:  # WeatherBench scores each variable on its own
+            raise ValueError(f"latitude-weighted scores take one variable (C = 1); got C = "
+                             f"{self.climatology.shape[0]}")
         self.scale, self.offset, self.unit = scale, offset, unit
         self.climatology_rule, self.source = climatology_rule, source
         self._sums: torch.Tensor | None = None  # [len(SUMS), T]
@@ -91,9 +94,11 @@ def weighted_scores(sums: dict) -> dict:
     den = (s["forecast_anomaly_sq"] * s["target_anomaly_sq"]).sqrt()
     acc = torch.where(den > 0, s["anomaly_product"] / den.clamp_min(1e-300),
                       torch.full_like(den, float("nan")))
-    per_lead = {"rmse": rmse.tolist(), "acc": [None if math.isnan(v) else v for v in acc.tolist()]}
+    per_lead = {name: [v if math.isfinite(v) else None for v in values.tolist()]
+                for name, values in (("rmse", rmse), ("acc", acc))}  # undefined: null, never NaN
     defined = [v for v in per_lead["acc"] if v is not None]
+    mean_rmse = float(rmse.mean())
     return {"per_lead": per_lead,
-            "headline": {"rmse": float(rmse.mean()),
+            "headline": {"rmse": mean_rmse if math.isfinite(mean_rmse) else None,
                          "acc": float(sum(defined) / len(defined))
                          if len(defined) == len(per_lead["acc"]) else None}}

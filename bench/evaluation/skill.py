@@ -13,15 +13,17 @@ Definitions (Earthformer ``src/earthformer/metrics/skill_scores.py`` and the SEV
   only), correct negatives R (neither), summed over every test pixel, channel and clip (and over
   the lead times for the overall scores: Earthformer's default aggregation).
 - CSI = H / (H + M + F), POD = H / (H + M), SUCR = H / (H + F) = 1 - FAR, BIAS = (H + F) / (H + M),
-  HSS = 2 (H R - M F) / ((H + M)(M + R) + (H + F)(F + R)). A score whose denominator is 0 is
-  undefined (None in records, never a made-up 0).
+  HSS = 2 (H R - M F) / ((H + M)(M + R) + (H + F)(F + R)) (pysteps'
+  ``verification/detcatscores.py``; Earthformer's file has no HSS). A score whose denominator is
+  0 is undefined (None in records, never a made-up 0; Earthformer's eps makes it 0).
 - The means over thresholds (``csi_m`` is CSI-M) average the thresholds the TARGET reaches
   (H + M > 0): which thresholds count depends on the truth only, so every model of a table
   averages the same ones. ``thresholds_scored`` names them. A mean is None when its score is
   undefined at one of those thresholds (SUCR of a model that predicts no event there).
 - Pooled CSI: prediction and target max-pooled in non-overlapping ``p x p`` blocks (p = 4, 16;
-  a partial block at the edge is pooled too) before binarising, as PreDiff and DiffCast report
-  CSI-pool4 / CSI-pool16 (DiffCast ``utils/metrics.py`` ``max_pool``). A pool larger than the
+  a partial block at the edge is pooled too, as DiffCast's ``utils/metrics.py`` ``max_pool``
+  zero-pads; PreDiff's floor-mode pooling drops it, the same on SEVIR's 384 and 128) before
+  binarising, as PreDiff and DiffCast report CSI-pool4 / CSI-pool16. A pool larger than the
   frame is left out.
 
 The counts themselves are kept (``counts``: per pool, per lead time, per threshold) so that
@@ -120,8 +122,11 @@ class ThresholdCounts:
 def add_counts(first: dict, second: dict) -> dict:
     """Two ``skill`` entries' counts added (same thresholds, pools and lead times), with the
     scores of the sum: how shards of a test set, or two evaluations, combine exactly."""
-    if first["thresholds"] != second["thresholds"] or first["counts"].keys() != second["counts"].keys():
-        raise ValueError("skill entries differ in thresholds or pools; they cannot be added")
+    differ = [key for key in ("thresholds", "unit", "rule") if first.get(key) != second.get(key)]
+    if first["counts"].keys() != second["counts"].keys():
+        differ.append("pools")
+    if differ:
+        raise ValueError(f"skill entries differ in {', '.join(differ)}; they cannot be added")
     counts = {pool: {name: [[a + b for a, b in zip(x, y, strict=True)]
                             for x, y in zip(table[name], second["counts"][pool][name], strict=True)]
                      for name in COUNTS}

@@ -68,7 +68,7 @@ def write_domain_scores(out: Path, records: list[dict], labels: dict[int, str], 
         thresholds = _threshold_frame(skilled, labels)
         thresholds.to_csv(out / "skill.csv", index=False)
         entry = skilled[0]["metrics"][SKILL]
-        lines += [_threshold_table(thresholds, entry["unit"]), "",
+        lines += [_threshold_table(thresholds, skilled, labels, entry["unit"]), "",
                   NOTE_SKILL.format(source=entry["source"], unit=entry["unit"],
                                     scored=", ".join(f"{v:g}" for v in entry["thresholds_scored"])
                                     or "none"), ""]
@@ -110,16 +110,29 @@ def _lead_frame(records: list[dict], labels: dict[int, str]) -> pd.DataFrame:
     return pd.DataFrame(list(rows.values())).astype(float, errors="ignore")
 
 
-def _threshold_table(frame: pd.DataFrame, unit: str) -> str:
-    """CSI per threshold (and pooled), mean over seeds, one row per model, as Markdown."""
-    means = frame.groupby(["model", "threshold"], sort=False).mean(numeric_only=True)
-    table = means["csi"].unstack("threshold")
+def _threshold_table(frame: pd.DataFrame, records: list[dict], labels: dict[int, str],
+                     unit: str) -> str:
+    """CSI per threshold, mean over seeds, one row per model, beside the records' own POD-M,
+    SUCR-M and BIAS-M (means over the thresholds the targets reach), as Markdown. A value
+    undefined in any seed is n/a, as in the accuracy table."""
+    means = frame.groupby(["model", "threshold"], sort=False)["csi"].agg(_mean_of_all)
+    table = means.unstack("threshold")
     table.columns = [f"CSI ≥{t:g}" for t in table.columns]
+    headline = pd.DataFrame([{"model": labels.get(id(r), r["model"]),
+                              **{n: r["metrics"][SKILL]["headline"].get(f"{n}_m")
+                                 for n in ("pod", "sucr", "bias")}} for r in records])
+    headline = headline.astype({n: float for n in ("pod", "sucr", "bias")})
     for name, label in (("pod", "POD"), ("sucr", "SUCR"), ("bias", "BIAS")):
-        table[f"{label}-M"] = means[name].groupby(level="model", sort=False).mean()
+        table[f"{label}-M"] = headline.groupby("model", sort=False)[name].agg(_mean_of_all)
     shown = table.map(lambda v: "n/a" if pd.isna(v) else f"{v:.3f}")
-    return (f"CSI per threshold ({unit}s), and means over thresholds of POD, SUCR and BIAS "
-            "(means over seeds):\n\n" + shown.reset_index().to_markdown(index=False))
+    return (f"CSI per threshold ({unit}s), and means over the thresholds the targets reach of "
+            "POD, SUCR and BIAS (means over seeds):\n\n"
+            + shown.reset_index().to_markdown(index=False, disable_numparse=True))
+
+
+def _mean_of_all(values: pd.Series) -> float:
+    """The mean over seeds, NaN (n/a) where any seed's value is undefined."""
+    return float(values.mean(skipna=False))
 
 
 @plots.theme()
