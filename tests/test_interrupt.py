@@ -20,12 +20,13 @@ FAST = ROOT / "tests" / "_fast_run_bench.py"  # run_bench.py with cost profiling
 
 def test_ctrl_c_checkpoints_says_where_and_the_same_command_resumes(tmp_path):
     command = [sys.executable, str(FAST), "--preset", "smoke", "--models", "convlstm",
-               "--epochs", "1", "--steps", "150", "--set", "checkpoint_every_steps=5",
+               "--epochs", "1", "--steps", "40", "--set", "checkpoint_every_steps=5",
                "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
                "--no-progress"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    held = {**env, "BENCH_TEST_HOLD_AFTER": "1"}  # waits after its first checkpoint for Ctrl-C
     run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           env=env, cwd=ROOT)
+                           env=held, cwd=ROOT)
     store = tmp_path / "out" / "mmnist-embedded-32px" / "smoke"
     deadline = time.monotonic() + 120
     while not list(store.glob("checkpoints/*/last.pt")):  # training is under way
@@ -39,7 +40,7 @@ def test_ctrl_c_checkpoints_says_where_and_the_same_command_resumes(tmp_path):
     assert message.startswith("interrupted: convlstm seed 0 stopped at epoch 1, iteration ")
     assert message.endswith("Run the same command to resume")
     stopped_at = int(message.split("iteration ")[1].split(" ")[0])
-    assert 5 <= stopped_at < 150
+    assert 5 <= stopped_at < 40
     assert ResultsStore(store).records() == []  # nothing recorded, in particular no failure
 
     again = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT,

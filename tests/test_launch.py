@@ -145,11 +145,13 @@ def test_local_launcher_runs_two_cells_in_subprocesses_into_one_store(tmp_path, 
 
 
 @pytest.mark.slow
-def test_a_job_stopped_mid_training_and_submitted_again_resumes(tmp_path, job_env):
+def test_a_job_stopped_mid_training_and_submitted_again_resumes(tmp_path, job_env, monkeypatch):
     argv = [*grid_args(tmp_path), "--models", "convlstm", "--epochs", "1", "--steps", "15",
             "--set", "checkpoint_every_steps=3", "--shard", "1/1", "--no-progress"]
     executor = make_executor(local_options(tmp_path))
+    monkeypatch.setenv("BENCH_TEST_HOLD_AFTER", "1")  # waits after step 3's checkpoint for Ctrl-C
     (job,) = submit(executor, [GridJob(argv, FAST)])
+    monkeypatch.delenv("BENCH_TEST_HOLD_AFTER")
     last = tmp_path / "results"
     deadline = time.monotonic() + 60
     while not list(last.rglob("last.pt")) and time.monotonic() < deadline and not job.done():

@@ -38,7 +38,8 @@ def test_kill_9_mid_training_then_resume_matches_an_uninterrupted_run(tmp_path):
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "env": env, "cwd": ROOT}
     reference = subprocess.Popen(_command(tmp_path / "ref", tmp_path / "c1"), **quiet)
     victim_cmd = _command(tmp_path / "run", tmp_path / "c2")
-    victim = subprocess.Popen(victim_cmd, **quiet)
+    held = {**env, "BENCH_TEST_HOLD_AFTER": "1"}  # waits after its first checkpoint
+    victim = subprocess.Popen(victim_cmd, **{**quiet, "env": held})
     checkpoints = tmp_path / "run" / SMOKE / "checkpoints"
     deadline = time.monotonic() + 120
     while not list(checkpoints.glob("*/last.pt")):
