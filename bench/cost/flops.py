@@ -28,13 +28,19 @@ class _Rollout(torch.nn.Module):
         return self.model(frames, self.in_len, self.out_len).future
 
 
+def counts_operations(model: torch.nn.Module) -> bool:
+    """False for a model that computes outside torch (it sets ``counts_operations = False``, e.g.
+    optical_flow's NumPy/OpenCV): no FLOP counter sees its work, so its count is not 0 but none."""
+    return getattr(model, "counts_operations", True) is not False
+
+
 @torch.no_grad()
 def rollout_macs(model, shape: tuple[int, int, int], in_len: int, out_len: int) -> dict:
     """Counts for one whole test rollout (``in_len`` frames in, ``out_len`` out) at batch 1.
 
     A model that computes outside torch (``counts_operations = False``, e.g. optical_flow's
     NumPy/OpenCV) cannot be counted by either tool: its counts are None, with the reason."""
-    if getattr(model, "counts_operations", True) is False:
+    if not counts_operations(model):
         return {"gmacs_fvcore": None, "gmacs_torch": None, "gmacs_fvcore_per_frame": None,
                 "gmacs_torch_per_frame": None,
                 "gmacs_not_counted": f"{type(model).__name__} computes outside torch "

@@ -21,6 +21,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import models
 
+from .flops import counts_operations
+
 KINDS = {"params": "parameters", "flops": "FLOPs of one test rollout at batch 1"}
 MAX_WIDTH = 1 << 16
 _SKIP = 64  # how many rejected widths in a row are skipped before the search gives up
@@ -70,7 +72,7 @@ def rollout_flops(name: str, config: dict, in_len: int, out_len: int) -> float |
             with torch.device(device):
                 model = models.create_model(name, **config).eval()
                 frames = torch.rand(shape)
-            if getattr(model, "counts_operations", True) is False:
+            if not counts_operations(model):
                 return None  # no counter sees its work: not a count of 0
             with torch.no_grad(), FlopCounterMode(display=False) as counter:
                 model(frames, in_len, out_len)
@@ -81,15 +83,15 @@ def rollout_flops(name: str, config: dict, in_len: int, out_len: int) -> float |
     raise AssertionError("unreachable")
 
 
-def counts_operations(name: str, config: dict) -> bool:
-    """False for a model whose forward leaves torch (``counts_operations = False``), read from
-    the model built on the meta device."""
+def _flops_counted(name: str, config: dict) -> bool:
+    """Whether a FLOP counter sees ``name``'s work (:func:`counts_operations` of the model built
+    on the meta device)."""
     try:
         with torch.device("meta"):
             model = models.create_model(name, **config)
     except Exception:  # a model that needs values to be built computes in torch
         return True
-    return getattr(model, "counts_operations", True) is not False
+    return counts_operations(model)
 
 
 def size(by: str, name: str, config: dict, in_len: int, out_len: int) -> float | None:
@@ -103,7 +105,7 @@ def match_width(name: str, config: dict, target: float, by: str, in_len: int,
     """The width of ``name`` whose size is closest to ``target``; a record-ready dict."""
     spec = models.get_spec(name)
     arg = spec.width_arg
-    if by == "flops" and not counts_operations(name, config):
+    if by == "flops" and not _flops_counted(name, config):
         return {"by": by, "target": target, "scalable": False, "width_arg": arg, "achieved": None,
                 "note": f"model {name!r} computes outside torch: no FLOP counter sees its work, "
                         "so it cannot be sized by FLOPs; it runs at its own size"}

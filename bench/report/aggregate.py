@@ -318,8 +318,8 @@ def metrics_in_units(record: dict) -> dict | None:
 
 
 def is_deterministic(records: list[dict]) -> bool:
-    """Models without trainable parameters (persistence, blank, mean, optical_flow): no training, so the seed
-    changes nothing that a test over seeds could measure."""
+    """Models without trainable parameters (persistence, blank, mean, optical_flow): no
+    training, so the seed changes nothing that a test over seeds could measure."""
     costs = [r["cost"] for r in records if r.get("cost")]
     return bool(costs) and all(c.get("params") == 0 for c in costs)
 

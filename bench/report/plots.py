@@ -224,9 +224,10 @@ def pareto(acc: pd.DataFrame, cost: pd.DataFrame, path: Path, title: str = "",
     Trained models are points with error bars: ± 1 s.d. over seeds where a model ran several,
     else the 95% bootstrap interval of its mean over test clips (none without per-clip values).
     Models without parameters (persistence, blank, mean, optical_flow) have no cost to place them
-    by: they are horizontal reference lines. The MSE axis spans the trained models' points and error bars, so
-    that models 2% apart are told apart; a baseline outside it is named at the axis' edge with
-    its value instead of stretching the axis (persistence is often twice the trained models)."""
+    by: they are horizontal reference lines. The MSE axis spans the trained models' points and
+    error bars, so that models 2% apart are told apart; a baseline outside it is named at the
+    axis' edge with its value instead of stretching the axis (persistence is often twice the
+    trained models)."""
     frame = acc[acc["status"] == "ok"].merge(cost, on="model")
     frame["params (M)"] = frame["params"] / 1e6
     trivial = frame[frame["params"].fillna(0) == 0] if "params" in frame else frame.iloc[:0]
